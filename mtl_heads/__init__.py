@@ -1,0 +1,8 @@
+"""mtl-heads: auxiliary label-map heads and masked multi-task losses for any timm backbone.
+
+Importing the package registers its timm models (``fer_convnet``); nothing else happens at import.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
