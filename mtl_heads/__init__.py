@@ -5,11 +5,12 @@ Importing the package registers its timm models (``fer_convnet``); nothing else 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from . import models  # noqa: F401  (registers fer_convnet in timm)
+from .heads import LabelMapHead
+from .losses import MaskedMultiTaskLoss, masked_multitask_loss
+from .models import MultiTaskModel, create_model
 
-from mtl_heads.heads import LabelMapHead
-from mtl_heads.losses import MaskedMultiTaskLoss, masked_multitask_loss
-from mtl_heads.models import MultiTaskModel, create_model
+__version__ = "0.1.0"
 
 __all__ = [
     "LabelMapHead",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from mtl_heads.models.multitask import MultiTaskModel, create_model, default_head_kind
+from . import fer_convnet  # noqa: F401  (registers the timm model)
+from .fer_convnet import FerConvNet
+from .multitask import MultiTaskModel, create_model, default_head_kind
 
-__all__ = ["MultiTaskModel", "create_model", "default_head_kind"]
+__all__ = ["FerConvNet", "MultiTaskModel", "create_model", "default_head_kind"]
