@@ -85,7 +85,10 @@ def _default_indices(info: list[dict[str, Any]]) -> list[int]:
 
 
 def _prefix_pattern(pattern: str) -> str:
-    return "^" + _PREFIX.replace(".", r"\.") + pattern.removeprefix("^")
+    # timm matchers are anchored alternations such as r"^cls_token|pos_embed|patch_embed":
+    # group the alternatives so that the prefix applies to each of them
+    body = pattern.removeprefix("^").replace("|^", "|")
+    return "^" + _PREFIX.replace(".", r"\.") + "(?:" + body + ")"
 
 
 class MultiTaskModel(nn.Module):
@@ -403,9 +406,8 @@ def create_model(
         else:
             model = timm.create_model(backbone, **kwargs)
     elif isinstance(backbone, nn.Module):
-        given = [n for n, v in (("in_chans", in_chans), ("pretrained", pretrained)) if v] + sorted(
-            backbone_kwargs
-        )
+        named = {"in_chans": in_chans is not None, "pretrained": pretrained}
+        given = sorted([n for n, v in named.items() if v] + list(backbone_kwargs))
         if given:
             raise ValueError(
                 f"{given} apply only when backbone is a model name; got an existing "
