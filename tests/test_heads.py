@@ -50,7 +50,9 @@ def test_spatial_uses_the_finest_map() -> None:
     coarse = torch.randn(1, 4, 2, 2)
     fine_a, fine_b = torch.randn(1, 4, 12, 12), torch.randn(1, 4, 12, 12)
     # the output depends on the fine map: detail comes from the early stages
-    assert not torch.allclose(head([fine_a, coarse], size=(48, 48)), head([fine_b, coarse], size=(48, 48)))
+    assert not torch.allclose(
+        head([fine_a, coarse], size=(48, 48)), head([fine_b, coarse], size=(48, 48))
+    )
 
 
 def test_spatial_errors() -> None:
@@ -58,7 +60,9 @@ def test_spatial_errors() -> None:
     feats = [torch.randn(1, 8, 12, 12), torch.randn(1, 16, 6, 6)]
     with pytest.raises(ValueError, match="needs size=\\(H, W\\)"):
         head(feats)
-    with pytest.raises(ValueError, match=r"expects 2 NCHW maps with channels \[8, 16\], got shapes"):
+    with pytest.raises(
+        ValueError, match=r"expects 2 NCHW maps with channels \[8, 16\], got shapes"
+    ):
         head([feats[0], torch.randn(1, 4, 6, 6)], size=(48, 48))
     with pytest.raises(ValueError, match="expects 2 NCHW maps"):
         head(feats[:1], size=(48, 48))

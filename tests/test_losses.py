@@ -12,8 +12,10 @@ from mtl_heads import LabelMapHead, MaskedMultiTaskLoss, masked_multitask_loss
 
 
 def _batch(b: int = 4, c: int = 7, k: int = 3, s: int = 6, valid: list[bool] | None = None):
-    outputs = {"logits": torch.randn(b, c, dtype=torch.float64),
-               "label_maps": torch.randn(b, k, s, s, dtype=torch.float64)}
+    outputs = {
+        "logits": torch.randn(b, c, dtype=torch.float64),
+        "label_maps": torch.randn(b, k, s, s, dtype=torch.float64),
+    }
     targets = {
         "labels": torch.randint(0, c, (b,)),
         "label_maps": (torch.rand(b, k, s, s, dtype=torch.float64) > 0.7).double(),
@@ -63,7 +65,9 @@ def test_equals_paper_equations_by_hand(lam: float) -> None:
 def test_valid_reduction_divides_by_valid_count() -> None:
     outputs, targets = _batch(valid=[True, False, True, False])
     _, batch = masked_multitask_loss(outputs, targets, return_terms=True)
-    _, valid = masked_multitask_loss(outputs, targets, label_map_reduction="valid", return_terms=True)
+    _, valid = masked_multitask_loss(
+        outputs, targets, label_map_reduction="valid", return_terms=True
+    )
     assert valid["label_maps"].item() == pytest.approx(2 * batch["label_maps"].item())
 
 
@@ -76,9 +80,11 @@ def _head_and_outputs(b: int = 3):
 
 def test_all_invalid_batch_zero_head_gradient() -> None:
     head, logits, outputs = _head_and_outputs()
-    targets = {"labels": torch.tensor([0, 1, 2]),
-               "label_maps": torch.full((3, 3, 4, 4), float("nan")),  # invalid maps may hold NaN
-               "label_map_valid": torch.zeros(3, dtype=torch.bool)}
+    targets = {
+        "labels": torch.tensor([0, 1, 2]),
+        "label_maps": torch.full((3, 3, 4, 4), float("nan")),  # invalid maps may hold NaN
+        "label_map_valid": torch.zeros(3, dtype=torch.bool),
+    }
     loss = masked_multitask_loss(outputs, targets)
     assert torch.isfinite(loss)
     assert loss.item() == pytest.approx(F.cross_entropy(logits, targets["labels"]).item())
@@ -92,8 +98,11 @@ def test_nan_maps_of_invalid_samples_do_not_leak() -> None:
     head, _, outputs = _head_and_outputs()
     maps = torch.rand(3, 3, 4, 4).round()
     maps[1] = float("nan")
-    targets = {"labels": torch.tensor([0, 1, 2]), "label_maps": maps,
-               "label_map_valid": torch.tensor([True, False, True])}
+    targets = {
+        "labels": torch.tensor([0, 1, 2]),
+        "label_maps": maps,
+        "label_map_valid": torch.tensor([True, False, True]),
+    }
     loss = masked_multitask_loss(outputs, targets)
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in head.parameters())
@@ -103,8 +112,9 @@ def test_all_labels_missing() -> None:
     head, logits, outputs = _head_and_outputs()
     targets = {"labels": torch.full((3,), -100), "label_maps": torch.rand(3, 3, 4, 4).round()}
     for weight in (None, torch.rand(7)):
-        loss, terms = masked_multitask_loss(outputs, targets, class_weight=weight,
-                                            label_smoothing=0.1, return_terms=True)
+        loss, terms = masked_multitask_loss(
+            outputs, targets, class_weight=weight, label_smoothing=0.1, return_terms=True
+        )
         assert torch.isfinite(loss) and terms["ce"].item() == 0.0
         assert loss.item() == pytest.approx(terms["label_maps"].item())
     loss.backward()
@@ -117,15 +127,22 @@ def test_ce_term_matches_torch(smoothing: float, weighted: bool) -> None:
     outputs, targets = _batch(b=6)
     targets["labels"][2] = -100
     weight = torch.rand(7, dtype=torch.float64) + 0.5 if weighted else None
-    _, terms = masked_multitask_loss(outputs, targets, label_smoothing=smoothing,
-                                     class_weight=weight, return_terms=True)
-    ref = F.cross_entropy(outputs["logits"], targets["labels"], weight=weight,
-                          label_smoothing=smoothing)
+    _, terms = masked_multitask_loss(
+        outputs, targets, label_smoothing=smoothing, class_weight=weight, return_terms=True
+    )
+    ref = F.cross_entropy(
+        outputs["logits"], targets["labels"], weight=weight, label_smoothing=smoothing
+    )
     assert terms["ce"].item() == pytest.approx(ref.item(), rel=1e-10)
     # soft labels (FER+ vote distributions) take the same options
     soft = torch.softmax(torch.randn(6, 7, dtype=torch.float64), 1)
-    _, terms = masked_multitask_loss(outputs, {**targets, "labels": soft}, label_smoothing=smoothing,
-                                     class_weight=weight, return_terms=True)
+    _, terms = masked_multitask_loss(
+        outputs,
+        {**targets, "labels": soft},
+        label_smoothing=smoothing,
+        class_weight=weight,
+        return_terms=True,
+    )
     ref = F.cross_entropy(outputs["logits"], soft, weight=weight, label_smoothing=smoothing)
     assert terms["ce"].item() == pytest.approx(ref.item(), rel=1e-10)
 
@@ -144,7 +161,9 @@ def test_baseline_outputs_give_ce_only() -> None:
     outputs, targets = _batch()
     del outputs["label_maps"]
     loss, terms = masked_multitask_loss(outputs, {"labels": targets["labels"]}, return_terms=True)
-    assert loss.item() == pytest.approx(F.cross_entropy(outputs["logits"], targets["labels"]).item())
+    assert loss.item() == pytest.approx(
+        F.cross_entropy(outputs["logits"], targets["labels"]).item()
+    )
     assert set(terms) == {"ce", "loss"}
 
 
@@ -156,8 +175,11 @@ def test_uncertainty_weighting_trains() -> None:
     optimizer = create_optimizer_v2(nn.ModuleList([model, loss_fn]), "sgd", lr=0.1)
     assert any(p is loss_fn.log_vars for g in optimizer.param_groups for p in g["params"])
     x = torch.randn(16, 4)
-    targets = {"labels": torch.randint(0, 7, (16,)), "label_maps": torch.rand(16, 3, 2, 2).round(),
-               "label_map_valid": torch.rand(16) > 0.3}
+    targets = {
+        "labels": torch.randint(0, 7, (16,)),
+        "label_maps": torch.rand(16, 3, 2, 2).round(),
+        "label_map_valid": torch.rand(16) > 0.3,
+    }
     losses = []
     for _ in range(30):
         y = model(x)
@@ -176,7 +198,7 @@ def test_uncertainty_formula_and_all_invalid() -> None:
     outputs, targets = _batch(valid=[True, False, True, True])
     log_vars = torch.tensor([0.3, -0.2], dtype=torch.float64, requires_grad=True)
     loss, terms = masked_multitask_loss(outputs, targets, log_vars=log_vars, return_terms=True)
-    expected = (math.exp(-0.3) * terms["ce"] + 0.15 + math.exp(0.2) * terms["label_maps"] - 0.1)
+    expected = math.exp(-0.3) * terms["ce"] + 0.15 + math.exp(0.2) * terms["label_maps"] - 0.1
     assert loss.item() == pytest.approx(expected.item())
     targets["label_map_valid"][:] = False
     loss = masked_multitask_loss(outputs, targets, log_vars=log_vars)
@@ -185,6 +207,7 @@ def test_uncertainty_formula_and_all_invalid() -> None:
 
 
 # --- bad input -> clear errors -------------------------------------------------------------------
+
 
 def test_target_errors() -> None:
     outputs, targets = _batch(b=4, k=3, s=6)
@@ -201,9 +224,14 @@ def test_target_errors() -> None:
         ({"label_maps": torch.rand(4, 3, 6)}, r"must be \(B, K, H, W\)"),
         ({"label_maps": torch.rand(2, 3, 6, 6)}, "has 2 samples but the batch has 4"),
         ({"label_maps": torch.rand(4, 3, 6, 6) * 3}, r"must lie in \[0, 1\]"),
-        ({"label_maps": torch.full((4, 3, 6, 6), float("nan"))},
-         r"label_maps'\]\[0\] contains NaN although label_map_valid\[0\] is True"),
-        ({"label_map_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])}, "must be bool .* got 0.5 at index 1"),
+        (
+            {"label_maps": torch.full((4, 3, 6, 6), float("nan"))},
+            r"label_maps'\]\[0\] contains NaN although label_map_valid\[0\] is True",
+        ),
+        (
+            {"label_map_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])},
+            "must be bool .* got 0.5 at index 1",
+        ),
         ({"label_map_valid": torch.tensor([1, 2, 0, 1])}, "must be bool .* got 2 at index 1"),
         ({"label_map_valid": torch.ones(3, dtype=torch.bool)}, r"must be \(B,\) = \(4,\)"),
     ]
