@@ -359,3 +359,18 @@ def test_group_matcher_matches_backbone(name: str, kwargs: dict, coarse: bool) -
     }
     last = max(ours.values())
     assert all(i == last for n, i in ours.items() if n.startswith("label_map_head."))
+
+
+def test_backbone_table_is_up_to_date() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "make_backbone_table", root / "scripts" / "make_backbone_table.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert (root / "docs" / "backbones.md").read_text() == script.render(), (
+        "docs/backbones.md is stale: run python scripts/make_backbone_table.py"
+    )
