@@ -374,3 +374,11 @@ def test_backbone_table_is_up_to_date() -> None:
     assert (root / "docs" / "backbones.md").read_text() == script.render(), (
         "docs/backbones.md is stale: run python scripts/make_backbone_table.py"
     )
+
+
+def test_fer_convnet_spatial_head_on_request() -> None:
+    model = create_model("fer_convnet", num_classes=7, head="spatial").eval()
+    x = torch.randn(2, 1, 42, 42)
+    out = model(x)
+    assert model.head_kind == "spatial" and out["label_maps"].shape == (2, 3, 42, 42)
+    assert torch.equal(out["logits"], model.deploy()(x))
