@@ -182,10 +182,8 @@ class FerConvNet(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r'^stages\.0\.',
-            blocks=[(r'^stages\.(\d+)', None), (r'^pre_logits', (99999,))],
-        )
+        # one conv per stage, so coarse and fine groups agree; the hidden layer joins the head
+        return dict(stem=r'^stages\.0\.', blocks=r'^stages\.(\d+)')
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
