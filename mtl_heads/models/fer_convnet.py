@@ -101,8 +101,8 @@ class FerConvNet(nn.Module):
         drop_rate: Dropout rate on the hidden layer.
 
     Shape:
-        - Input: :math:`(B, C, H, W)`, H and W in the range that ends in ``grid_size``.
-        - Output: :math:`(B, num\\_classes)`.
+        - Input: ``(B, in_chans, H, W)``, H and W in the range that ends in ``grid_size``.
+        - Output: ``(B, num_classes)``.
 
     Examples:
         >>> import timm, torch
