@@ -205,6 +205,7 @@ def test_group_matcher() -> None:
     assert sum(len(n) for n in names) == len(list(model.parameters()))
 
 
+@pytest.mark.filterwarnings('ignore:`torch.jit.script` is deprecated')
 def test_torchscript() -> None:
     with timm.set_scriptable(True):
         model = timm.create_model(MODEL).eval()

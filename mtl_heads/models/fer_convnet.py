@@ -20,9 +20,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 from timm.layers import register_notrace_function
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint_seq
+from timm.models import (
+    build_model_with_cfg,
+    checkpoint_seq,
+    generate_default_cfgs,
+    register_model,
+)
+from timm.models._features import feature_take_indices  # private in timm, used by its models
 
 __all__ = ['FerConvNet']
 
