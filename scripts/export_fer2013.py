@@ -32,7 +32,7 @@ def write_csv(images: np.ndarray, labels: np.ndarray, usage: np.ndarray, path: P
     flat = images.reshape(len(images), -1)
     with open(path, "w", newline="") as f:
         f.write("emotion,pixels,Usage\n")
-        for label, row, u in zip(labels, flat, usage):
+        for label, row, u in zip(labels, flat, usage, strict=True):
             f.write(f"{int(label)},{' '.join(map(str, row.tolist()))},{u}\n")
 
 
@@ -40,7 +40,7 @@ def write_folder(images: np.ndarray, names: np.ndarray, root: Path) -> None:
     """Kaggle image-folder copy: ``root/<name>`` JPEGs (``train|test/<class>/<Usage>_<id>.jpg``)."""
     from PIL import Image
 
-    for image, name in zip(images, names):
+    for image, name in zip(images, names, strict=True):
         out = root / str(name)
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(out, quality=JPEG_QUALITY)
@@ -50,7 +50,7 @@ def write_ferplus(votes: np.ndarray, usage: np.ndarray, path: Path) -> None:
     """``fer2013new.csv`` in the csv's row order."""
     with open(path, "w", newline="") as f:
         f.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
-        for i, (v, u) in enumerate(zip(votes, usage)):
+        for i, (v, u) in enumerate(zip(votes, usage, strict=True)):
             known = bool((v >= 0).all())
             name = f"fer{i:07d}.png" if known else ""
             f.write(f"{u},{name}," + ",".join(str(int(x)) for x in np.maximum(v, 0)) + "\n")

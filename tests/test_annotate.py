@@ -73,8 +73,9 @@ def test_annotate_is_resumable(tmp_path, monkeypatch) -> None:
     assert sorted(p.name for p in parts.glob("chunk_*.npz")) == ["chunk_000000.npz"]
     calls.clear()
     monkeypatch.setattr(annotate.FaceLandmarkDetector, "detect", real)
-    result = annotate.annotate_images(images, out, workers=1, chunk_size=4, progress=False,
-                                      source="noise")
+    result = annotate.annotate_images(
+        images, out, workers=1, chunk_size=4, progress=False, source="noise"
+    )
     assert not parts.exists()  # assembled, sidecar removed
     back = load_landmarks(out, images=images)
     assert len(back) == 10 and back.fingerprint == image_fingerprint(images)
@@ -90,13 +91,27 @@ def test_annotate_is_resumable(tmp_path, monkeypatch) -> None:
 def test_coverage_report_per_split_and_class() -> None:
     valid = np.array([True, True, False, True, False, False])
     text = annotate.coverage_report(
-        valid, passes=np.array([1, 2, 0, 1, 0, 0]),
+        valid,
+        passes=np.array([1, 2, 0, 1, 0, 0]),
         groups={"split": np.array(["Training"] * 4 + ["PublicTest"] * 2)},
-        labels=np.array([0, 0, 0, 1, 1, 1]), classes=["Angry", "Disgust"])
+        labels=np.array([0, 0, 0, 1, 1, 1]),
+        classes=["Angry", "Disgust"],
+    )
     lines = text.splitlines()
     assert lines[0].split() == ["class", "split=Training", "split=PublicTest", "all"]
     assert lines[1].split() == ["Angry", "66.7%", "of", "3", "-", "66.7%", "of", "3"]
-    assert lines[2].split() == ["Disgust", "100.0%", "of", "1", "0.0%", "of", "2", "33.3%", "of", "3"]
+    assert lines[2].split() == [
+        "Disgust",
+        "100.0%",
+        "of",
+        "1",
+        "0.0%",
+        "of",
+        "2",
+        "33.3%",
+        "of",
+        "3",
+    ]
     assert lines[3].split()[-3:] == ["50.0%", "of", "6"]
     assert lines[4].split() == ["pass", "1", "50.0%", "0.0%", "33.3%"]
 
@@ -113,7 +128,9 @@ def test_read_source_dispatch(tmp_path) -> None:
     kaggle.mkdir(parents=True)
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(kaggle / "PublicTest_1.jpg")
     src = annotate.read_source(tmp_path / "kaggle")
-    assert src.description.startswith("fer2013 folder") and src.groups["split"].tolist() == ["PublicTest"]
+    assert src.description.startswith("fer2013 folder") and src.groups["split"].tolist() == [
+        "PublicTest"
+    ]
     faces = tmp_path / "faces" / "smile"
     faces.mkdir(parents=True)
     Image.fromarray(np.zeros((80, 60), np.uint8)).save(faces / "a.png")

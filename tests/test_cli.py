@@ -33,8 +33,22 @@ def test_parser_defaults() -> None:
 def test_annotate_csv_end_to_end(tmp_path, capsys) -> None:
     csv = _csv(tmp_path / "fer2013.csv")
     out = tmp_path / "lm.npz"
-    assert main(["annotate", str(csv), "-o", str(out), "--workers", "1", "--no-progress",
-                 "--upsample", "2"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(csv),
+                "-o",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+                "--upsample",
+                "2",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "split=Training" in text and "split=PublicTest" in text and "wrote" in text
     ds = FER2013(csv, split="PublicTest", landmarks=out)  # one file serves every split
@@ -44,8 +58,23 @@ def test_annotate_csv_end_to_end(tmp_path, capsys) -> None:
 def test_limit_and_errors(tmp_path, capsys) -> None:
     csv = _csv(tmp_path / "fer2013.csv")
     out = tmp_path / "lm.npz"
-    assert main(["annotate", str(csv), "-o", str(out), "--workers", "1", "--no-progress",
-                 "--limit", "2", "--no-second-pass"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(csv),
+                "-o",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+                "--limit",
+                "2",
+                "--no-second-pass",
+            ]
+        )
+        == 0
+    )
     assert np.load(out)["valid"].shape == (2,)
     with pytest.raises(ValueError, match="has 2 images but the data source has 5"):
         FER2013(csv, landmarks=out)
@@ -55,6 +84,11 @@ def test_limit_and_errors(tmp_path, capsys) -> None:
 
 
 def test_python_dash_m() -> None:
-    result = subprocess.run([sys.executable, "-m", "mtl_heads", "annotate", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mtl_heads", "annotate", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--upsample" in result.stdout and "300-W" in result.stdout

@@ -17,6 +17,7 @@ from mtl_heads.datasets import (
     read_fer2013_csv,
     save_landmarks,
 )
+from mtl_heads.datasets.fer2013 import FERPLUS_COLUMNS
 
 USAGE = ["Training"] * 5 + ["PublicTest"] * 3 + ["PrivateTest"] * 2
 
@@ -28,7 +29,7 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 def write_csv(path, images, labels, usage) -> None:
     with open(path, "w") as f:
         f.write("emotion,pixels,Usage\n")
-        for img, lab, u in zip(images, labels, usage):
+        for img, lab, u in zip(images, labels, usage, strict=True):
             f.write(f"{lab},{' '.join(map(str, img.ravel().tolist()))},{u}\n")
 
 
@@ -65,9 +66,18 @@ def test_fer2013_csv_splits_pixels_labels(fer_csv) -> None:
     [
         ("3,1 2 3,Training", r"line 3 \(data row 1\): 3 pixel values, expected 2304"),
         ("3," + " ".join(["7"] * 2303) + " x,Training", r"line 3 \(data row 1\): pixel value 'x'"),
-        ("3," + " ".join(["7"] * 2303) + " 1.5,Training", r"line 3 \(data row 1\): pixel value '1.5'"),
-        ("3," + " ".join(["7"] * 2303) + " 300,Training", r"line 3 \(data row 1\): pixel value '300'"),
-        ("7," + " ".join(["7"] * 2304) + ",Training", r"line 3 \(data row 1\): emotion 7 is outside 0..6"),
+        (
+            "3," + " ".join(["7"] * 2303) + " 1.5,Training",
+            r"line 3 \(data row 1\): pixel value '1.5'",
+        ),
+        (
+            "3," + " ".join(["7"] * 2303) + " 300,Training",
+            r"line 3 \(data row 1\): pixel value '300'",
+        ),
+        (
+            "7," + " ".join(["7"] * 2304) + ",Training",
+            r"line 3 \(data row 1\): emotion 7 is outside 0..6",
+        ),
         ("3," + " ".join(["7"] * 2304) + ",Valid", r"line 3 \(data row 1\): Usage 'Valid'"),
     ],
 )
@@ -90,7 +100,7 @@ def _write_folder(root, images, labels, usage):
     from PIL import Image
 
     names = []
-    for i, (img, lab, u) in enumerate(zip(images, labels, usage)):
+    for i, (img, lab, u) in enumerate(zip(images, labels, usage, strict=True)):
         part = "train" if u == "Training" else "test"
         rel = f"{part}/{FER2013_CLASSES[lab].lower()}/{u}_{1000 + i}.png"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +149,8 @@ def test_ferplus_join(tmp_path, fer_csv) -> None:
     votes = _votes(len(USAGE))
     fp = tmp_path / "fer2013new.csv"
     with open(fp, "w") as f:
-        f.write("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n")
-        for u, v in zip(USAGE, votes):
+        f.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
+        for u, v in zip(USAGE, votes, strict=True):
             f.write(f"{u},x.png," + ",".join(map(str, v)) + "\n")
     ds = FER2013(path, split="Training", ferplus=fp)
     assert ds.classes == FERPLUS_CLASSES
@@ -178,7 +188,9 @@ def test_landmarks_are_source_wide_and_checked(tmp_path, fer_csv) -> None:
     assert item["landmarks_valid"].dtype == torch.bool and not item["landmarks_valid"]
     assert torch.isnan(item["landmarks"]).all()
     # A file made for one split (or other data) is refused with both fingerprints named.
-    wrong = save_landmarks(tmp_path / "wrong.npz", lm, valid, fingerprint=image_fingerprint(images[::-1].copy()))
+    wrong = save_landmarks(
+        tmp_path / "wrong.npz", lm, valid, fingerprint=image_fingerprint(images[::-1].copy())
+    )
     with pytest.raises(ValueError, match=image_fingerprint(images)):
         FER2013(path, landmarks=wrong)
     short = save_landmarks(tmp_path / "short.npz", lm[:5], valid[:5], fingerprint="x")
@@ -189,8 +201,9 @@ def test_landmarks_are_source_wide_and_checked(tmp_path, fer_csv) -> None:
 def test_default_collate_stacks_items(tmp_path, fer_csv) -> None:
     path, images, _ = fer_csv
     lm = np.zeros((len(images), 68, 2), np.float32)
-    lm_path = save_landmarks(tmp_path / "lm.npz", lm, np.ones(len(images), bool),
-                             fingerprint=image_fingerprint(images))
+    lm_path = save_landmarks(
+        tmp_path / "lm.npz", lm, np.ones(len(images), bool), fingerprint=image_fingerprint(images)
+    )
     ds = FER2013(path, split="all", landmarks=lm_path)
     batch = next(iter(DataLoader(ds, batch_size=4)))
     assert set(batch) == {"image", "label", "landmarks", "landmarks_valid"}
@@ -199,7 +212,9 @@ def test_default_collate_stacks_items(tmp_path, fer_csv) -> None:
     assert batch["landmarks"].shape == (4, 68, 2) and batch["landmarks_valid"].dtype == torch.bool
     assert torch.equal(batch["image"][:, 0], torch.from_numpy(images[:4]))
     # the public arrays give the same batch without __getitem__
-    assert torch.equal(default_collate([ds[i] for i in range(4)])["label"], torch.from_numpy(ds.labels[:4]))
+    assert torch.equal(
+        default_collate([ds[i] for i in range(4)])["label"], torch.from_numpy(ds.labels[:4])
+    )
 
 
 def test_transform_is_applied(fer_csv) -> None:
@@ -232,8 +247,12 @@ def _tfd_arrays(n: int = 60, seed: int = 0):
         folds[perm[:28], f] = 1  # 70 % train
         folds[perm[28:32], f] = 2  # 10 % valid
         folds[perm[32:], f] = 3  # 20 % test
-    return {"images": _images(n, seed), "labs_ex": labs_ex[:, None], "labs_id": np.arange(n)[:, None],
-            "folds": folds}
+    return {
+        "images": _images(n, seed),
+        "labs_ex": labs_ex[:, None],
+        "labs_id": np.arange(n)[:, None],
+        "folds": folds,
+    }
 
 
 def test_tfd_round_trip(tmp_path) -> None:
@@ -243,7 +262,12 @@ def test_tfd_round_trip(tmp_path) -> None:
     path = tmp_path / "TFD_48x48.mat"
     scipy.io.savemat(path, data)
     for fold in range(5):
-        for split, code, n in (("train", 1, 28), ("valid", 2, 4), ("test", 3, 8), ("unlabeled", 0, 20)):
+        for split, code, n in (
+            ("train", 1, 28),
+            ("valid", 2, 4),
+            ("test", 3, 8),
+            ("unlabeled", 0, 20),
+        ):
             ds = TFD(path, fold=fold, split=split)
             rows = np.flatnonzero(data["folds"][:, fold] == code)
             assert len(ds) == n and ds.rows.tolist() == rows.tolist()
@@ -254,8 +278,12 @@ def test_tfd_round_trip(tmp_path) -> None:
                 assert (ds.rows < 40).all()  # unlabelled images never in labelled splits
                 assert set(ds.labels.tolist()) <= set(range(7))
     # MATLAB-orientation arrays (images S x S x N, folds 5 x N, labels 1 x N) read the same.
-    t = {"images": np.moveaxis(data["images"], 0, 2), "labs_ex": data["labs_ex"].T,
-         "labs_id": data["labs_id"].T, "folds": data["folds"].T}
+    t = {
+        "images": np.moveaxis(data["images"], 0, 2),
+        "labs_ex": data["labs_ex"].T,
+        "labs_id": data["labs_id"].T,
+        "folds": data["folds"].T,
+    }
     scipy.io.savemat(tmp_path / "t.mat", t)
     a, b = TFD(path, fold=2, split="test"), TFD(tmp_path / "t.mat", fold=2, split="test")
     np.testing.assert_array_equal(a.images, b.images)
@@ -329,8 +357,12 @@ def test_image_folder_landmark_fingerprint_depends_on_size(tmp_path) -> None:
     (root / "x").mkdir(parents=True)
     Image.fromarray(_images(1)[0]).save(root / "x" / "a.png")
     ds = ImageFolderFaces(root, size=32)
-    lm = save_landmarks(tmp_path / "lm.npz", np.zeros((1, 68, 2)), np.ones(1, bool),
-                        fingerprint=image_fingerprint(ds.images))
+    lm = save_landmarks(
+        tmp_path / "lm.npz",
+        np.zeros((1, 68, 2)),
+        np.ones(1, bool),
+        fingerprint=image_fingerprint(ds.images),
+    )
     assert ImageFolderFaces(root, size=32, landmarks=lm).landmarks_valid.tolist() == [True]
     with pytest.raises(ValueError, match="does not match the data source"):
         ImageFolderFaces(root, size=48, landmarks=lm)

@@ -27,7 +27,9 @@ SUBSET = 1000  # images annotated in CI
 
 
 def _exporter():
-    spec = importlib.util.spec_from_file_location("export_fer2013", ROOT / "scripts" / "export_fer2013.py")
+    spec = importlib.util.spec_from_file_location(
+        "export_fer2013", ROOT / "scripts" / "export_fer2013.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -36,7 +38,9 @@ def _exporter():
 @pytest.fixture(scope="session")
 def fer_arrays(fer2013_npz):
     with np.load(fer2013_npz, allow_pickle=False) as d:
-        return {k: d[k] for k in ("images", "labels", "split", "names", "ferplus_votes", "dup_group")}
+        return {
+            k: d[k] for k in ("images", "labels", "split", "names", "ferplus_votes", "dup_group")
+        }
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +114,9 @@ def test_duplicate_groups_match_the_copy(fer_arrays, fer_export) -> None:
 
 
 def test_annotate_subset(fer_arrays, fer_export, tmp_path) -> None:
-    pytest.importorskip("dlib", reason='needs the landmarks extra: pip install "mtl-heads[landmarks]"')
+    pytest.importorskip(
+        "dlib", reason='needs the landmarks extra: pip install "mtl-heads[landmarks]"'
+    )
     from mtl_heads.cli import main
 
     a = fer_arrays

@@ -29,9 +29,18 @@ def test_fingerprint_depends_on_pixels_order_and_shape() -> None:
 def test_round_trip(tmp_path) -> None:
     images, lm = _images(), _landmarks()
     valid = np.array([True, False, True, True])
-    path = save_landmarks(tmp_path / "lm.npz", lm, valid, fingerprint=image_fingerprint(images),
-                          source="test", detector="d", detector_version="1",
-                          settings={"upsample": 4}, passes=[1, 0, 2, 1], scores=[0.5, np.nan, -0.2, 1])
+    path = save_landmarks(
+        tmp_path / "lm.npz",
+        lm,
+        valid,
+        fingerprint=image_fingerprint(images),
+        source="test",
+        detector="d",
+        detector_version="1",
+        settings={"upsample": 4},
+        passes=[1, 0, 2, 1],
+        scores=[0.5, np.nan, -0.2, 1],
+    )
     back = load_landmarks(path, images=images)
     assert isinstance(back, LandmarkFile) and len(back) == 4
     assert back.landmarks.dtype == np.float32 and back.landmarks.shape == (4, 68, 2)
@@ -47,8 +56,9 @@ def test_round_trip(tmp_path) -> None:
 
 def test_mismatch_errors_name_both_sides(tmp_path) -> None:
     images = _images()
-    path = save_landmarks(tmp_path / "lm.npz", _landmarks(), np.ones(4, bool),
-                          fingerprint=image_fingerprint(images))
+    path = save_landmarks(
+        tmp_path / "lm.npz", _landmarks(), np.ones(4, bool), fingerprint=image_fingerprint(images)
+    )
     other = _images(seed=5)
     with pytest.raises(ValueError) as err:
         load_landmarks(path, images=other)
@@ -74,5 +84,6 @@ def test_bad_files(tmp_path) -> None:
     with pytest.raises(ValueError, match="marked valid hold non-finite"):
         save_landmarks(tmp_path / "x.npz", lm, np.ones(2, bool), fingerprint="f")
     with pytest.raises(ValueError, match="passes must have shape"):
-        save_landmarks(tmp_path / "x.npz", _landmarks(2), np.ones(2, bool), fingerprint="f",
-                       passes=[1, 1, 1])
+        save_landmarks(
+            tmp_path / "x.npz", _landmarks(2), np.ones(2, bool), fingerprint="f", passes=[1, 1, 1]
+        )
