@@ -49,7 +49,13 @@ def grid(images: np.ndarray, landmarks: np.ndarray | None, path: Path) -> None:
                 draw.ellipse((cx - 1, cy - 1, cx + 1, cy + 1), fill=colour(k))
         canvas.paste(tile, ((j % COLUMNS) * w * SCALE, (j // COLUMNS) * h * SCALE))
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, optimize=True)
+    # A fixed palette (61 greys + the 3 marker colours) keeps the committed PNGs small
+    # without losing the marker colours, which an adaptive palette merges into greys.
+    greys = [round(v) for v in np.linspace(0, 255, 61)]
+    colours = [(g, g, g) for g in greys] + [colour(17), colour(48), colour(0)]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([c for rgb in colours for c in rgb] + [0] * 3 * (256 - len(colours)))
+    canvas.quantize(palette=palette, dither=Image.Dither.NONE).save(path, optimize=True)
     print(f"wrote {path}")
 
 
