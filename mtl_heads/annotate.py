@@ -338,7 +338,9 @@ def annotate_images(
         images: uint8 (N, H, W) or (N, H, W, 3) in source order.
         output: the landmark ``.npz`` to write.
         source: description stored in the file.
-        upsample, second_threshold, min_face_fraction: see :class:`FaceLandmarkDetector`.
+        upsample: see :class:`FaceLandmarkDetector`.
+        second_threshold: see :class:`FaceLandmarkDetector`.
+        min_face_fraction: see :class:`FaceLandmarkDetector`.
         workers: processes (default: all cores); 1 runs in this process.
         chunk_size: images per chunk (the unit of resumption).
         progress: show a tqdm progress bar.
