@@ -6,3 +6,6 @@ Importing the package registers its timm models (``fer_convnet``); nothing else 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .augmentation import AlignedAugmentation
+from .landmarks import PAPER_GROUPS, LabelMapGroup, landmarks_to_label_maps
