@@ -105,7 +105,6 @@ def build_pipelines(
     if device == "cpu":
         try:
             import albumentations as A
-            import numpy as np
         except ImportError:
             print("albumentations not installed: skipped", file=sys.stderr)
         else:
