@@ -35,25 +35,35 @@ def synthetic_batch(batch: int, device: str) -> tuple[torch.Tensor, torch.Tensor
     return images.to(device), frontal_faces(batch, generator=g).to(device)
 
 
-def time_it(fn: Callable[[], object], device: str, repeats: int, min_time: float) -> float:
-    """Median seconds per call over `repeats` timed blocks of >= min_time each."""
+def time_interleaved(
+    pipes: dict[str, Callable[[], object]], device: str, rounds: int, min_time: float
+) -> dict[str, list[float]]:
+    """Seconds per call of every pipeline, measured in interleaved rounds.
+
+    Each round times one block (>= min_time) of every pipeline in turn, so a change of machine
+    load hits all pipelines alike; ratios are taken within a round.
+    """
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    fn()
-    sync()
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < min_time:
+    blocks = {}
+    for name, fn in pipes.items():  # warm up and size each block
         fn()
-        n += 1
-    sync()
-    per_block = max(1, n)
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(per_block):
-            fn()
         sync()
-        samples.append((time.perf_counter() - t0) / per_block)
-    return statistics.median(samples)
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < min_time:
+            fn()
+            n += 1
+        sync()
+        blocks[name] = max(1, n)
+    times: dict[str, list[float]] = {name: [] for name in pipes}
+    for _ in range(rounds):
+        for name, fn in pipes.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(blocks[name]):
+                fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) / blocks[name])
+    return times
 
 
 def build_pipelines(
@@ -157,25 +167,28 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--min-time", type=float, default=0.3, help="seconds per timed block")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timed block")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images, landmarks = synthetic_batch(args.batch, args.device)
     pipes = build_pipelines(images, landmarks, args.device)
 
-    results = {}
-    for name, fn in pipes.items():
-        results[name] = args.batch / time_it(fn, args.device, args.repeats, args.min_time)
-    base = results["ours: image only"]
+    times = time_interleaved(pipes, args.device, args.rounds, args.min_time)
+    base, kornia_base = "ours: image only", "kornia AugmentationSequential: image only"
     print(
         f"device={args.device} threads={args.threads} batch={args.batch} "
-        f"torch={torch.__version__} repeats={args.repeats} (median)"
+        f"torch={torch.__version__}; median over {args.rounds} interleaved rounds; "
+        "ratios per round, then median"
     )
-    print(f"| {'pipeline':<58} | {'images/s':>9} | {'vs image only':>13} |")
-    print(f"|{'-' * 60}|{'-' * 11}:|{'-' * 14}:|")
-    for name, rate in results.items():
-        print(f"| {name:<58} | {rate:>9.0f} | {rate / base:>12.2f}x |")
+    print(f"| {'pipeline':<58} | {'images/s':>9} | {'vs ours image only':>18} "
+          f"| {'vs kornia image only':>20} |")
+    print(f"|{'-' * 60}|{'-' * 10}:|{'-' * 19}:|{'-' * 21}:|")
+    for name, t in times.items():
+        rate = args.batch / statistics.median(t)
+        r_ours = statistics.median(b / x for b, x in zip(times[base], t, strict=True))
+        r_k = statistics.median(b / x for b, x in zip(times[kornia_base], t, strict=True))
+        print(f"| {name:<58} | {rate:>9.0f} | {r_ours:>17.2f}x | {r_k:>19.2f}x |")
 
 
 if __name__ == "__main__":
