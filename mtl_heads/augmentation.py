@@ -157,7 +157,7 @@ def predict_ten_crop(
 
     Shape:
         - images: :math:`(B, C, H, W)`
-        - output: :math:`(B, \\text{num_classes})`
+        - output: :math:`(B, K)`, K classes
 
     Returns:
         The mean over views of ``softmax(logits)``.
