@@ -9,3 +9,5 @@ __version__ = "0.1.0"
 
 from .augmentation import AlignedAugmentation
 from .landmarks import PAPER_GROUPS, LabelMapGroup, landmarks_to_label_maps
+
+__all__ = ["AlignedAugmentation", "LabelMapGroup", "PAPER_GROUPS", "landmarks_to_label_maps"]
