@@ -34,18 +34,18 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 _PARAM_NAMES = ("raise", "inner_drop", "together", "arch", "corner", "open", "width", "sneer")
 _EXPRESSIONS = torch.tensor([
     # raise inner together arch corner open  width sneer
-    [-1.2,  2.2,  1.4,  -0.4, -0.6,  0.0, -1.0,  0.0],  # Angry: lowered, furrowed brows; pressed lips
-    [-0.8,  1.2,  0.8,  -0.2, -1.0,  0.8, -0.4,  2.2],  # Disgust: lowered brows; one-sided upper lip
-    [ 1.6, -1.4,  1.2,   0.2, -0.6,  1.8,  1.4,  0.0],  # Fear: raised, worried brows; stretched mouth
+    [-1.2,  2.2,  1.4,  -0.4, -0.6,  0.0, -1.0,  0.0],  # Angry: low, furrowed brows; pressed lips
+    [-0.8,  1.2,  0.8,  -0.2, -1.0,  0.8, -0.4,  2.2],  # Disgust: low brows; one-sided upper lip
+    [ 1.6, -1.4,  1.2,   0.2, -0.6,  1.8,  1.4,  0.0],  # Fear: raised, worried brows; wide mouth
     [ 0.3,  0.0,  0.0,   0.2,  2.4,  0.8,  1.6,  0.0],  # Happy: smile
     [ 0.0, -1.8,  0.4,  -0.2, -2.0,  0.0, -0.6,  0.0],  # Sad: inner brows up; frown
-    [ 2.6,  0.0, -0.3,   1.4,  0.0,  4.2, -1.0,  0.0],  # Surprise: high, arched brows; round open mouth
+    [ 2.6,  0.0, -0.3,   1.4,  0.0,  4.2, -1.0,  0.0],  # Surprise: high, arched brows; open mouth
     [ 0.0,  0.0,  0.0,   0.0,  0.0,  0.0,  0.0,  0.0],  # Neutral
 ])
 
 
 def _canonical_landmarks() -> torch.Tensor:
-    """The neutral 68-point template at 48×48 (iBUG order): (68, 2) (x, y), face centred at x = 23.5.
+    """The neutral 68-point template at 48×48 (iBUG order): (68, 2) (x, y), centred at x = 23.5.
 
     The jaw is the lower half of an ellipse (centre (23.5, 21), semi-axes 16 × 21) and the eyes
     are ellipses (semi-axes 3.5 × 1.6): the renderer draws those shapes analytically.
@@ -74,7 +74,7 @@ def _mouth_points(
     opening: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor, sneer: torch.Tensor,
 ) -> torch.Tensor:
     """Outer (48–59) and inner (60–67) lip points, (N, 20, 2), from per-sample mouth parameters."""
-    s_outer = torch.tensor([-1, -2 / 3, -1 / 3, 0, 1 / 3, 2 / 3, 1, 2 / 3, 1 / 3, 0, -1 / 3, -2 / 3])
+    s_outer = torch.tensor([-3, -2, -1, 0, 1, 2, 3, 2, 1, 0, -1, -2]) / 3.0
     is_lower = torch.tensor([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=torch.bool)
     s_inner = torch.tensor([-0.8, -0.4, 0.0, 0.4, 0.8, 0.4, 0.0, -0.4])
     inner_lower = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1], dtype=torch.bool)
@@ -105,7 +105,8 @@ def _min_segment_distance(
     """
     px, py = points[..., 0], points[..., 1]
     best = None
-    crossings = torch.zeros(torch.broadcast_shapes(px.shape, line[:, :1, 0].shape), dtype=torch.bool)
+    shape = torch.broadcast_shapes(px.shape, line[:, :1, 0].shape)
+    crossings = torch.zeros(shape, dtype=torch.bool)
     num = line.shape[1] if closed else line.shape[1] - 1
     for i in range(num):
         ax, ay = line[:, i, 0:1], line[:, i, 1:2]
@@ -123,12 +124,14 @@ def _min_segment_distance(
 
 
 def _polygon_coverage(points: torch.Tensor, poly: torch.Tensor) -> torch.Tensor:
-    """Anti-aliased coverage (N, P) of closed polygons (N, V, 2) over pixel centres (N or 1, P, 2)."""
+    """Anti-aliased coverage (N, P) of closed polygons (N, V, 2) at pixel centres (N|1, P, 2)."""
     dist, inside = _min_segment_distance(points, poly, closed=True)
     return (torch.where(inside, dist, -dist) + 0.5).clamp(0.0, 1.0)
 
 
-def _polyline_coverage(points: torch.Tensor, line: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+def _polyline_coverage(
+    points: torch.Tensor, line: torch.Tensor, width: torch.Tensor,
+) -> torch.Tensor:
     """Coverage (N, P) of open polylines (N, V, 2) drawn `width` (N,) pixels thick."""
     dist, _ = _min_segment_distance(points, line, closed=False)
     return (width[:, None] / 2 + 0.5 - dist).clamp(0.0, 1.0)
@@ -148,7 +151,9 @@ def _ellipse_coverage(
     c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
     u = d[..., 0] * c + d[..., 1] * s
     v = -d[..., 0] * s + d[..., 1] * c
-    b = axes[:, 1:2] if lower_axis is None else torch.where(v > 0, lower_axis[:, None], axes[:, 1:2])
+    b = axes[:, 1:2]
+    if lower_axis is not None:
+        b = torch.where(v > 0, lower_axis[:, None], b)
     r = torch.sqrt((u / axes[:, 0:1]) ** 2 + (v / b) ** 2)
     return ((1.0 - r) * torch.minimum(axes[:, 0:1], b) + 0.5).clamp(0.0, 1.0)
 
@@ -247,7 +252,8 @@ class SyntheticFaces(Dataset):
         for name, rng in (("expression_strength", expression_strength), ("scale", scale),
                           ("noise", noise)):
             if len(rng) != 2 or rng[0] > rng[1] or rng[0] < 0:
-                raise ValueError(f"{name} must be a (low, high) pair with 0 <= low <= high, got {rng}")
+                raise ValueError(
+                    f"{name} must be a (low, high) pair with 0 <= low <= high, got {rng}")
         if class_weights is not None and (
             len(class_weights) != len(SYNTHETIC_CLASSES) or min(class_weights) < 0
             or sum(class_weights) <= 0
@@ -414,8 +420,8 @@ class SyntheticFaces(Dataset):
         half = int(math.ceil(16 * k))
         brows = _Window(pts[:, 17:27].mean(1), half, size, margin)
         for brow in (pts[:, 17:22], pts[:, 22:27]):
-            canvas = brows.paint(canvas, _polyline_coverage(brows.points, brow, p["brow_width"] * k),
-                                 dark)
+            alpha = _polyline_coverage(brows.points, brow, p["brow_width"] * k)
+            canvas = brows.paint(canvas, alpha, dark)
         nose_window = _Window(pts[:, 27:36].mean(1), int(math.ceil(9 * k)), size, margin)
         nose = torch.cat([pts[:, 27:28], pts[:, 30:36]], 1)
         canvas = nose_window.paint(
@@ -451,4 +457,5 @@ class SyntheticFaces(Dataset):
         }
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_samples={self.num_samples}, size={self.size}, seed={self.seed})"
+        return (f"{type(self).__name__}(num_samples={self.num_samples}, size={self.size}, "
+                f"seed={self.seed})")
