@@ -16,10 +16,13 @@ The set is fully determined by ``(num_samples, size, seed, options)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from ._base import FaceDataset
 
 __all__ = ["SyntheticFaces", "SYNTHETIC_CLASSES"]
 
@@ -185,7 +188,7 @@ class _Window:
         return canvas.scatter(1, self.index, _over(patch, alpha, value))
 
 
-class SyntheticFaces(Dataset):
+class SyntheticFaces(FaceDataset):
     """Procedurally drawn grayscale faces whose expression is encoded only in brow/mouth geometry.
 
     A deterministic stand-in for FER2013 that needs no download: 7 classes (FER2013's names and
@@ -208,12 +211,15 @@ class SyntheticFaces(Dataset):
         noise: (low, high) range of the per-image Gaussian pixel-noise std in grey levels.
         identity: spread of the per-face shape variation (face size, feature positions) in pixels.
         class_weights: optional relative class frequencies (7 values); uniform by default.
+        transform: callable applied to each item dict.
 
-    Shape:
-        - ``images``: uint8 (N, 1, size, size)
-        - ``labels``: int64 (N,)
-        - ``landmarks``: float32 (N, 68, 2), (x, y) with pixel centres at integers
-        - ``landmarks_valid``: bool (N,)
+    Attributes:
+        images: uint8 (N, size, size).
+        labels: int64 (N,) 0..6.
+        landmarks: float32 (N, 68, 2), (x, y) with pixel centres at integers; NaN rows where
+            reported invalid.
+        landmarks_valid: bool (N,).
+        classes: the class names (FER2013's).
 
     Examples:
         >>> ds = SyntheticFaces(8, seed=0)
@@ -222,11 +228,10 @@ class SyntheticFaces(Dataset):
         (torch.Size([1, 48, 48]), torch.uint8, torch.Size([68, 2]))
         >>> bool(item["landmarks_valid"]), ds.classes[int(item["label"])] in SYNTHETIC_CLASSES
         (True, True)
-        >>> torch.equal(ds.images, SyntheticFaces(8, seed=0).images)
+        >>> import numpy as np
+        >>> np.array_equal(ds.images, SyntheticFaces(8, seed=0).images)
         True
     """
-
-    classes: tuple[str, ...] = SYNTHETIC_CLASSES
 
     def __init__(
         self,
@@ -242,7 +247,9 @@ class SyntheticFaces(Dataset):
         noise: tuple[float, float] = (4.0, 16.0),
         identity: float = 1.0,
         class_weights: Sequence[float] | None = None,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
+        super().__init__(transform)
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         if not isinstance(size, int) or size < 16:
@@ -262,9 +269,9 @@ class SyntheticFaces(Dataset):
                 f"class_weights must hold {len(SYNTHETIC_CLASSES)} non-negative values with a "
                 f"positive sum, got {class_weights}"
             )
-        self.num_samples, self.size, self.seed = num_samples, size, seed
+        self.size, self.seed = size, seed
         g = torch.Generator().manual_seed(seed)
-        self.labels, params = self._draw_parameters(
+        labels, params = self._draw_parameters(
             g, num_samples, expression_strength, rotation, scale, shift, noise, identity,
             class_weights,
         )
@@ -276,11 +283,12 @@ class SyntheticFaces(Dataset):
             pts, img = self._render(chunk, pixel_noise[start:start + 256], size)
             landmarks.append(pts)
             images.append(img)
-        self.landmarks = torch.cat(landmarks)
-        self.images = torch.cat(images)
+        points = torch.cat(landmarks)
         invalid = torch.rand(num_samples, generator=g) < invalid_fraction
-        self.landmarks_valid = ~invalid
-        self.landmarks[invalid] = float("nan")
+        points[invalid] = float("nan")
+        self._set_arrays(torch.cat(images)[:, 0].numpy(), labels.numpy(), SYNTHETIC_CLASSES)
+        self.landmarks = points.numpy().astype(np.float32)
+        self.landmarks_valid = (~invalid).numpy()
 
     @staticmethod
     def _draw_parameters(
@@ -443,19 +451,5 @@ class SyntheticFaces(Dataset):
         images = img.round().clamp(0, 255).to(torch.uint8)
         return pts.contiguous(), images
 
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        return {
-            "image": self.images[index],
-            "label": self.labels[index],
-            "landmarks": self.landmarks[index],
-            "landmarks_valid": self.landmarks_valid[index],
-        }
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(num_samples={self.num_samples}, size={self.size}, "
-                f"seed={self.seed})")
+    def extra_repr(self) -> str:
+        return f"seed={self.seed}"
