@@ -5,4 +5,6 @@ Importing the package registers its timm models (``fer_convnet``); nothing else 
 
 from __future__ import annotations
 
+from . import models  # noqa: F401  (registers fer_convnet in timm)
+
 __version__ = "0.1.0"

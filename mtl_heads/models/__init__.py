@@ -1,1 +1,7 @@
 """Models: the paper's convnet (registered in timm) and the multi-task wrapper."""
+from __future__ import annotations
+
+from . import fer_convnet  # noqa: F401  (registers the timm model)
+from .fer_convnet import FerConvNet
+
+__all__ = ['FerConvNet']
