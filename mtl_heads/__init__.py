@@ -6,5 +6,16 @@ Importing the package registers its timm models (``fer_convnet``); nothing else 
 from __future__ import annotations
 
 from . import models  # noqa: F401  (registers fer_convnet in timm)
+from .heads import LabelMapHead
+from .losses import MaskedMultiTaskLoss, masked_multitask_loss
+from .models import MultiTaskModel, create_model
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "LabelMapHead",
+    "MaskedMultiTaskLoss",
+    "MultiTaskModel",
+    "create_model",
+    "masked_multitask_loss",
+]
