@@ -12,10 +12,17 @@ from .models import MultiTaskModel, create_model
 
 __version__ = "0.1.0"
 
+from .augmentation import AlignedAugmentation  # noqa: E402
+from .landmarks import PAPER_GROUPS, LabelMapGroup, landmarks_to_label_maps  # noqa: E402
+
 __all__ = [
+    "AlignedAugmentation",
+    "LabelMapGroup",
     "LabelMapHead",
     "MaskedMultiTaskLoss",
     "MultiTaskModel",
+    "PAPER_GROUPS",
     "create_model",
+    "landmarks_to_label_maps",
     "masked_multitask_loss",
 ]

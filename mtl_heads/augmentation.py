@@ -455,6 +455,7 @@ class AlignedAugmentation(nn.Module):
         if masks is not None:
             maps = out[:, c:]
             if self.mask_flip_channels is not None:
-                maps = torch.where(flip[:, None, None, None], maps[:, self.mask_flip_channels], maps)
+                swapped = maps[:, self.mask_flip_channels]
+                maps = torch.where(flip[:, None, None, None], swapped, maps)
             results.append(maps)
         return results[0] if len(results) == 1 else tuple(results)

@@ -154,7 +154,7 @@ PAPER_GROUPS: tuple[LabelMapGroup, ...] = (
     LabelMapGroup("right_brow", RIGHT_BROW, "polyline", thickness=3.0),
     LabelMapGroup("mouth", OUTER_LIP, "polygon", thickness=0.0),
 )
-"""The paper's three maps: image-left brow 17-21, image-right brow 22-26, mouth (outer lip 48-59, filled)."""
+"""The paper's maps: image-left brow 17-21, image-right brow 22-26, mouth (outer lip, filled)."""
 
 FACE_GROUPS: tuple[LabelMapGroup, ...] = PAPER_GROUPS + (
     LabelMapGroup("left_eye", LEFT_EYE, "polygon", thickness=1.0),
@@ -162,7 +162,7 @@ FACE_GROUPS: tuple[LabelMapGroup, ...] = PAPER_GROUPS + (
     LabelMapGroup("nose", NOSE[:4] + (33,), "polyline", thickness=2.0),
     LabelMapGroup("jaw", JAW, "polyline", thickness=2.0),
 )
-"""The paper's maps plus eyes (filled), nose ridge and jaw line; mirror channels: (1, 0, 2, 4, 3, 5, 6)."""
+"""The paper's maps, eyes (filled), nose ridge, jaw; mirror channels ``(1, 0, 2, 4, 3, 5, 6)``."""
 
 
 def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -197,7 +197,7 @@ def _draw_group(
     samples: int,
     thickness_scale: torch.Tensor,
 ) -> torch.Tensor:
-    """Coverage (B, H, W) of one group, computed only inside a window that holds every sample's group."""
+    """Coverage (B, H, W) of one group, computed inside one window that holds it in every sample."""
     batch, dtype, device = pts.shape[0], pts.dtype, pts.device
     half = (group.thickness / 2.0) * thickness_scale  # (B,)
     # Window: the group's bounding box (plus stroke and a pixel of margin) clipped to the image;
