@@ -200,10 +200,12 @@ def test_group_matcher() -> None:
     groups = timm.models.group_parameters(model, model.group_matcher())
     names = [sorted(v) for _, v in sorted(groups.items())]
     assert names[0] == ['stages.0.conv.bias', 'stages.0.conv.weight']
-    assert names[-1] == ['head.bias', 'head.weight']
+    assert len(names) == 4, 'stem, stage 1, stage 2, head'
+    assert names[-1] == ['head.bias', 'head.weight', 'pre_logits.fc.bias', 'pre_logits.fc.weight']
     assert sum(len(n) for n in names) == len(list(model.parameters()))
 
 
+@pytest.mark.filterwarnings('ignore:`torch.jit.script` is deprecated')
 def test_torchscript() -> None:
     with timm.set_scriptable(True):
         model = timm.create_model(MODEL).eval()

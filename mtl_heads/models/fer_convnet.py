@@ -20,9 +20,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 from timm.layers import register_notrace_function
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint_seq
+from timm.models import (
+    build_model_with_cfg,
+    checkpoint_seq,
+    generate_default_cfgs,
+    register_model,
+)
+from timm.models._features import feature_take_indices  # private in timm, used by its models
 
 __all__ = ['FerConvNet']
 
@@ -101,8 +105,8 @@ class FerConvNet(nn.Module):
         drop_rate: Dropout rate on the hidden layer.
 
     Shape:
-        - Input: :math:`(B, C, H, W)`, H and W in the range that ends in ``grid_size``.
-        - Output: :math:`(B, num\\_classes)`.
+        - Input: ``(B, in_chans, H, W)``, H and W in the range that ends in ``grid_size``.
+        - Output: ``(B, num_classes)``.
 
     Examples:
         >>> import timm, torch
@@ -182,10 +186,8 @@ class FerConvNet(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r'^stages\.0\.',
-            blocks=[(r'^stages\.(\d+)', None), (r'^pre_logits', (99999,))],
-        )
+        # one conv per stage, so coarse and fine groups agree; the hidden layer joins the head
+        return dict(stem=r'^stages\.0\.', blocks=r'^stages\.(\d+)')
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
