@@ -252,9 +252,11 @@ def masked_multitask_loss(
             raise ValueError(
                 f"outputs['label_maps'] has {b} samples but outputs['logits'] has {logits.shape[0]}"
             )
+        valid = torch.as_tensor(valid, device=pred.device)
+        target = torch.as_tensor(target, device=pred.device)
         if validate:
             _check_label_maps(pred, target, valid)
-        valid = valid.to(device=pred.device).bool()
+        valid = valid.bool()
         # Invalid samples' maps are replaced before the BCE so that NaN/garbage there cannot reach
         # the gradient; their per-sample loss is then masked out (v_n = 0, Eq. 3).
         target = torch.where(

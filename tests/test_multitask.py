@@ -359,3 +359,26 @@ def test_group_matcher_matches_backbone(name: str, kwargs: dict, coarse: bool) -
     }
     last = max(ours.values())
     assert all(i == last for n, i in ours.items() if n.startswith("label_map_head."))
+
+
+def test_backbone_table_is_up_to_date() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "make_backbone_table", root / "scripts" / "make_backbone_table.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert (root / "docs" / "backbones.md").read_text() == script.render(), (
+        "docs/backbones.md is stale: run python scripts/make_backbone_table.py"
+    )
+
+
+def test_fer_convnet_spatial_head_on_request() -> None:
+    model = create_model("fer_convnet", num_classes=7, head="spatial").eval()
+    x = torch.randn(2, 1, 42, 42)
+    out = model(x)
+    assert model.head_kind == "spatial" and out["label_maps"].shape == (2, 3, 42, 42)
+    assert torch.equal(out["logits"], model.deploy()(x))

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mtl_heads import LabelMapHead
+
+
+def test_linear_paper_size() -> None:
+    head = LabelMapHead.linear(3072, num_maps=3, img_size=42)
+    assert head.fc.out_features == 5292
+    assert sum(p.numel() for p in head.parameters()) == 3072 * 5292 + 5292
+    x = torch.randn(4, 3072)
+    out = head(x)
+    assert out.shape == (4, 3, 42, 42)
+    # one output unit per (map, row, column), row-major like the flattened target maps
+    assert torch.equal(out.flatten(1), head.fc(x))
+
+
+def test_linear_rectangular_and_4d_input() -> None:
+    head = LabelMapHead(2, kind="linear", in_features=16, img_size=(6, 10))
+    assert head(torch.randn(3, 16, 1, 1)).shape == (3, 2, 6, 10)
+    assert head(torch.randn(3, 16), size=(6, 10)).shape == (3, 2, 6, 10)
+
+
+def test_linear_errors() -> None:
+    head = LabelMapHead.linear(16, num_maps=3, img_size=42)
+    with pytest.raises(ValueError, match="built for 42x42 inputs but got 48x48"):
+        head(torch.randn(2, 16), size=(48, 48))
+    with pytest.raises(ValueError, match=r"expects a \(B, 16\) pre-logits vector, got \(2, 8\)"):
+        head(torch.randn(2, 8))
+    with pytest.raises(TypeError, match="takes a \\(B, D\\) tensor, got list"):
+        head([torch.randn(2, 16)])
+
+
+@pytest.mark.parametrize("size", [(42, 42), (48, 48), (37, 53)])
+def test_spatial_any_input_size(size: tuple[int, int]) -> None:
+    head = LabelMapHead.spatial([8, 16, 32], num_maps=3, channels=16)
+    h, w = size
+    # stride 2, 8 and 32 maps with ceil rounding as a CNN gives them
+    feats = [torch.randn(2, c, -(-h // s), -(-w // s)) for c, s in ((8, 2), (16, 8), (32, 32))]
+    out = head(feats, size=size)
+    assert out.shape == (2, 3, h, w)
+    out.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.lateral.parameters())
+
+
+def test_spatial_uses_the_finest_map() -> None:
+    head = LabelMapHead.spatial([4, 4], num_maps=1, channels=4).eval()
+    coarse = torch.randn(1, 4, 2, 2)
+    fine_a, fine_b = torch.randn(1, 4, 12, 12), torch.randn(1, 4, 12, 12)
+    # the output depends on the fine map: detail comes from the early stages
+    assert not torch.allclose(
+        head([fine_a, coarse], size=(48, 48)), head([fine_b, coarse], size=(48, 48))
+    )
+
+
+def test_spatial_errors() -> None:
+    head = LabelMapHead.spatial([8, 16], num_maps=3)
+    feats = [torch.randn(1, 8, 12, 12), torch.randn(1, 16, 6, 6)]
+    with pytest.raises(ValueError, match="needs size=\\(H, W\\)"):
+        head(feats)
+    with pytest.raises(
+        ValueError, match=r"expects 2 NCHW maps with channels \[8, 16\], got shapes"
+    ):
+        head([feats[0], torch.randn(1, 4, 6, 6)], size=(48, 48))
+    with pytest.raises(ValueError, match="expects 2 NCHW maps"):
+        head(feats[:1], size=(48, 48))
+    with pytest.raises(TypeError, match="takes a list of NCHW feature maps, got Tensor"):
+        head(feats[0], size=(48, 48))
+
+
+def test_constructor_errors() -> None:
+    with pytest.raises(ValueError, match="unknown label-map head kind 'dense'"):
+        LabelMapHead(3, kind="dense")
+    with pytest.raises(ValueError, match="num_maps must be a positive int, got 0"):
+        LabelMapHead.linear(8, num_maps=0, img_size=4)
+    with pytest.raises(ValueError, match="needs in_features .* and img_size"):
+        LabelMapHead(3, kind="linear", in_features=8)
+    with pytest.raises(ValueError, match="in_channels belongs to the spatial head"):
+        LabelMapHead(3, kind="linear", in_features=8, img_size=4, in_channels=[8])
+    with pytest.raises(ValueError, match="belong to the linear head"):
+        LabelMapHead(3, kind="spatial", in_channels=[8], img_size=4)
+    with pytest.raises(ValueError, match="in_channels must be a non-empty list"):
+        LabelMapHead.spatial([], num_maps=3)
+    with pytest.raises(ValueError, match="img_size must be an int or an \\(H, W\\) pair"):
+        LabelMapHead.linear(8, num_maps=3, img_size=(4, 4, 4))

@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from torch import nn
+
+from mtl_heads import LabelMapHead, MaskedMultiTaskLoss, masked_multitask_loss
+
+
+def _batch(b: int = 4, c: int = 7, k: int = 3, s: int = 6, valid: list[bool] | None = None):
+    outputs = {
+        "logits": torch.randn(b, c, dtype=torch.float64),
+        "label_maps": torch.randn(b, k, s, s, dtype=torch.float64),
+    }
+    targets = {
+        "labels": torch.randint(0, c, (b,)),
+        "label_maps": (torch.rand(b, k, s, s, dtype=torch.float64) > 0.7).double(),
+        "label_map_valid": torch.tensor(valid if valid is not None else [True] * b),
+    }
+    return outputs, targets
+
+
+def _by_hand(outputs, targets, lam: float) -> float:
+    """Eq. (1)-(3) of the paper with explicit loops."""
+    logits, labels = outputs["logits"].tolist(), targets["labels"].tolist()
+    b = len(logits)
+    ce = 0.0
+    for n in range(b):
+        log_z = math.log(sum(math.exp(v) for v in logits[n]))
+        ce += -(logits[n][labels[n]] - log_z)
+    ce /= b  # C_e: mean negative log-likelihood
+    pred, tgt = outputs["label_maps"].tolist(), targets["label_maps"].tolist()
+    valid = targets["label_map_valid"].tolist()
+    cl = 0.0
+    for n in range(b):
+        total, count = 0.0, 0
+        for k in range(len(pred[n])):
+            for i in range(len(pred[n][k])):
+                for j in range(len(pred[n][k][i])):
+                    p = 1.0 / (1.0 + math.exp(-pred[n][k][i][j]))
+                    y = tgt[n][k][i][j]
+                    total += -(y * math.log(p) + (1 - y) * math.log(1 - p))
+                    count += 1
+        cl += (1.0 if valid[n] else 0.0) * total / count  # v_n * mean over the K*H*W units
+    cl /= b  # the paper's 1/B
+    return ce + lam * cl
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.3])
+def test_equals_paper_equations_by_hand(lam: float) -> None:
+    outputs, targets = _batch(valid=[True, False, True, True])
+    loss, terms = masked_multitask_loss(outputs, targets, lam=lam, return_terms=True)
+    assert loss.item() == pytest.approx(_by_hand(outputs, targets, lam), rel=1e-10)
+    assert (terms["ce"] + lam * terms["label_maps"]).item() == pytest.approx(loss.item())
+    assert terms["num_valid"].item() == 3
+    module = MaskedMultiTaskLoss(lam=lam)
+    assert module(outputs, targets).item() == pytest.approx(loss.item(), rel=1e-12)
+    assert module.last_terms["loss"].item() == pytest.approx(loss.item(), rel=1e-12)
+
+
+def test_valid_reduction_divides_by_valid_count() -> None:
+    outputs, targets = _batch(valid=[True, False, True, False])
+    _, batch = masked_multitask_loss(outputs, targets, return_terms=True)
+    _, valid = masked_multitask_loss(
+        outputs, targets, label_map_reduction="valid", return_terms=True
+    )
+    assert valid["label_maps"].item() == pytest.approx(2 * batch["label_maps"].item())
+
+
+def _head_and_outputs(b: int = 3):
+    head = LabelMapHead.linear(5, num_maps=3, img_size=4)
+    logits = torch.randn(b, 7, requires_grad=True)
+    outputs = {"logits": logits, "label_maps": head(torch.randn(b, 5))}
+    return head, logits, outputs
+
+
+def test_all_invalid_batch_zero_head_gradient() -> None:
+    head, logits, outputs = _head_and_outputs()
+    targets = {
+        "labels": torch.tensor([0, 1, 2]),
+        "label_maps": torch.full((3, 3, 4, 4), float("nan")),  # invalid maps may hold NaN
+        "label_map_valid": torch.zeros(3, dtype=torch.bool),
+    }
+    loss = masked_multitask_loss(outputs, targets)
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, targets["labels"]).item())
+    loss.backward()
+    for p in head.parameters():  # used (DDP sees a gradient) but not moved
+        assert p.grad is not None and torch.count_nonzero(p.grad) == 0
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_nan_maps_of_invalid_samples_do_not_leak() -> None:
+    head, _, outputs = _head_and_outputs()
+    maps = torch.rand(3, 3, 4, 4).round()
+    maps[1] = float("nan")
+    targets = {
+        "labels": torch.tensor([0, 1, 2]),
+        "label_maps": maps,
+        "label_map_valid": torch.tensor([True, False, True]),
+    }
+    loss = masked_multitask_loss(outputs, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in head.parameters())
+
+
+def test_all_labels_missing() -> None:
+    head, logits, outputs = _head_and_outputs()
+    targets = {"labels": torch.full((3,), -100), "label_maps": torch.rand(3, 3, 4, 4).round()}
+    for weight in (None, torch.rand(7)):
+        loss, terms = masked_multitask_loss(
+            outputs, targets, class_weight=weight, label_smoothing=0.1, return_terms=True
+        )
+        assert torch.isfinite(loss) and terms["ce"].item() == 0.0
+        assert loss.item() == pytest.approx(terms["label_maps"].item())
+    loss.backward()
+    assert logits.grad is not None and torch.count_nonzero(logits.grad) == 0
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ce_term_matches_torch(smoothing: float, weighted: bool) -> None:
+    outputs, targets = _batch(b=6)
+    targets["labels"][2] = -100
+    weight = torch.rand(7, dtype=torch.float64) + 0.5 if weighted else None
+    _, terms = masked_multitask_loss(
+        outputs, targets, label_smoothing=smoothing, class_weight=weight, return_terms=True
+    )
+    ref = F.cross_entropy(
+        outputs["logits"], targets["labels"], weight=weight, label_smoothing=smoothing
+    )
+    assert terms["ce"].item() == pytest.approx(ref.item(), rel=1e-10)
+    # soft labels (FER+ vote distributions) take the same options
+    soft = torch.softmax(torch.randn(6, 7, dtype=torch.float64), 1)
+    _, terms = masked_multitask_loss(
+        outputs,
+        {**targets, "labels": soft},
+        label_smoothing=smoothing,
+        class_weight=weight,
+        return_terms=True,
+    )
+    ref = F.cross_entropy(outputs["logits"], soft, weight=weight, label_smoothing=smoothing)
+    assert terms["ce"].item() == pytest.approx(ref.item(), rel=1e-10)
+
+
+def test_module_class_weight_is_a_buffer() -> None:
+    loss_fn = MaskedMultiTaskLoss(class_weight=[1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert "class_weight" in dict(loss_fn.named_buffers())
+    outputs, targets = _batch()
+    outputs = {k: v.float() for k, v in outputs.items()}
+    ref = F.cross_entropy(outputs["logits"], targets["labels"], weight=loss_fn.class_weight)
+    loss_fn(outputs, targets)
+    assert loss_fn.last_terms["ce"].item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_baseline_outputs_give_ce_only() -> None:
+    outputs, targets = _batch()
+    del outputs["label_maps"]
+    loss, terms = masked_multitask_loss(outputs, {"labels": targets["labels"]}, return_terms=True)
+    assert loss.item() == pytest.approx(
+        F.cross_entropy(outputs["logits"], targets["labels"]).item()
+    )
+    assert set(terms) == {"ce", "loss"}
+
+
+def test_uncertainty_weighting_trains() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 7 + 3 * 2 * 2)
+    loss_fn = MaskedMultiTaskLoss(weighting="uncertainty")
+    assert loss_fn.log_vars is not None and loss_fn.log_vars.shape == (2,)
+    optimizer = create_optimizer_v2(nn.ModuleList([model, loss_fn]), "sgd", lr=0.1)
+    assert any(p is loss_fn.log_vars for g in optimizer.param_groups for p in g["params"])
+    x = torch.randn(16, 4)
+    targets = {
+        "labels": torch.randint(0, 7, (16,)),
+        "label_maps": torch.rand(16, 3, 2, 2).round(),
+        "label_map_valid": torch.rand(16) > 0.3,
+    }
+    losses = []
+    for _ in range(30):
+        y = model(x)
+        outputs = {"logits": y[:, :7], "label_maps": y[:, 7:].view(16, 3, 2, 2)}
+        loss = loss_fn(outputs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert torch.count_nonzero(loss_fn.log_vars.detach()) == 2
+    assert {"log_var_ce", "log_var_label_maps"} <= set(loss_fn.last_terms)
+
+
+def test_uncertainty_formula_and_all_invalid() -> None:
+    outputs, targets = _batch(valid=[True, False, True, True])
+    log_vars = torch.tensor([0.3, -0.2], dtype=torch.float64, requires_grad=True)
+    loss, terms = masked_multitask_loss(outputs, targets, log_vars=log_vars, return_terms=True)
+    expected = math.exp(-0.3) * terms["ce"] + 0.15 + math.exp(0.2) * terms["label_maps"] - 0.1
+    assert loss.item() == pytest.approx(expected.item())
+    targets["label_map_valid"][:] = False
+    loss = masked_multitask_loss(outputs, targets, log_vars=log_vars)
+    loss.backward()
+    assert log_vars.grad[1].item() == 0.0  # no valid maps: the map task's variance stays put
+
+
+# --- bad input -> clear errors -------------------------------------------------------------------
+
+
+def test_target_errors() -> None:
+    outputs, targets = _batch(b=4, k=3, s=6)
+    cases = [
+        ({"labels": torch.randint(0, 7, (3,))}, "has 3 entries but the batch has 4"),
+        ({"labels": torch.tensor([0, 1, 7, 2])}, r"targets\['labels'\]\[2\] = 7 is not a class id"),
+        ({"labels": torch.rand(4)}, "must hold integer class ids"),
+        ({"labels": torch.rand(4, 6)}, r"must be \(B, C\) = \(4, 7\)"),
+        ({"labels": torch.rand(4, 7, 1)}, r"must be \(B,\) class ids or \(B, C\) probabilities"),
+        ({"labels": torch.full((4, 7), float("nan"))}, "row 0 contains NaN"),
+        ({"labels": torch.rand(4, 7) * 2}, r"must lie in \[0, 1\]"),
+        ({"label_maps": torch.rand(4, 2, 6, 6)}, "has K=2 maps but the model predicts K=3"),
+        ({"label_maps": torch.rand(4, 3, 5, 5)}, "are 5x5 but the predicted label maps are 6x6"),
+        ({"label_maps": torch.rand(4, 3, 6)}, r"must be \(B, K, H, W\)"),
+        ({"label_maps": torch.rand(2, 3, 6, 6)}, "has 2 samples but the batch has 4"),
+        ({"label_maps": torch.rand(4, 3, 6, 6) * 3}, r"must lie in \[0, 1\]"),
+        (
+            {"label_maps": torch.full((4, 3, 6, 6), float("nan"))},
+            r"label_maps'\]\[0\] contains NaN although label_map_valid\[0\] is True",
+        ),
+        (
+            {"label_map_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])},
+            "must be bool .* got 0.5 at index 1",
+        ),
+        ({"label_map_valid": torch.tensor([1, 2, 0, 1])}, "must be bool .* got 2 at index 1"),
+        ({"label_map_valid": torch.ones(3, dtype=torch.bool)}, r"must be \(B,\) = \(4,\)"),
+    ]
+    for change, message in cases:
+        with pytest.raises((ValueError, TypeError), match=message):
+            masked_multitask_loss(outputs, {**targets, **change})
+    with pytest.raises(ValueError, match="outputs have 'label_maps' but targets do not"):
+        masked_multitask_loss(outputs, {"labels": targets["labels"]})
+    with pytest.raises(TypeError, match="targets must be a dict with a 'labels' entry"):
+        masked_multitask_loss(outputs, {"label_maps": targets["label_maps"]})
+    with pytest.raises(ValueError, match=r"class_weight must have shape \(7,\)"):
+        masked_multitask_loss(outputs, targets, class_weight=torch.ones(6))
+    # integer 0/1 validity is accepted
+    masked_multitask_loss(outputs, {**targets, "label_map_valid": torch.tensor([1, 0, 1, 1])})
+
+
+def test_module_argument_errors() -> None:
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        MaskedMultiTaskLoss(weighting="gradnorm")
+    with pytest.raises(ValueError, match="lam is replaced by the learned log-variances"):
+        MaskedMultiTaskLoss(lam=0.5, weighting="uncertainty")
+    with pytest.raises(ValueError, match="label_map_reduction must be one of"):
+        MaskedMultiTaskLoss(label_map_reduction="sum")
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        MaskedMultiTaskLoss(label_smoothing=1.5)
