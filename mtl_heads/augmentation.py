@@ -157,7 +157,7 @@ def predict_ten_crop(
 
     Shape:
         - images: :math:`(B, C, H, W)`
-        - output: :math:`(B, \\text{num_classes})`
+        - output: :math:`(B, K)`, K classes
 
     Returns:
         The mean over views of ``softmax(logits)``.
@@ -177,6 +177,15 @@ def predict_ten_crop(
             "expected (views, num_classes)"
         )
     return logits.softmax(dim=-1).view(n, b, -1).mean(dim=0)
+
+
+def _permute_rows(x: torch.Tensor, flip: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
+    """Reorder dim 1 of ``x`` by ``perm`` on the samples where ``flip`` is true, in one gather."""
+    b, n = x.shape[:2]
+    base = torch.arange(n)
+    index = torch.where(flip[:, None], torch.tensor(perm), base) + n * torch.arange(b)[:, None]
+    flat = x.reshape(b * n, *x.shape[2:]).index_select(0, index.flatten().to(x.device))
+    return flat.view(x.shape)
 
 
 class AlignedAugmentation(nn.Module):
@@ -444,18 +453,18 @@ class AlignedAugmentation(nn.Module):
                 padding_mode=self.padding_mode,
                 align_corners=True,
             )
-        flip = params["flip"].to(images.device)
+        flip = params["flip"]
         results: list[torch.Tensor] = [out[:, :c]]
         if landmarks is not None:
             mat = matrix.to(device=landmarks.device, dtype=landmarks.dtype)
             lm = transform_points(mat, landmarks)
-            if self.flip_index is not None:
-                lm = torch.where(flip.to(lm.device)[:, None, None], lm[:, self.flip_index], lm)
+            if self.flip_index is not None and bool(flip.any()):
+                lm = _permute_rows(lm, flip, self.flip_index)
             results.append(lm)
         if masks is not None:
-            maps = out[:, c:]
-            if self.mask_flip_channels is not None:
-                swapped = maps[:, self.mask_flip_channels]
-                maps = torch.where(flip[:, None, None, None], swapped, maps)
-            results.append(maps)
+            if self.mask_flip_channels is not None and bool(flip.any()):
+                # One gather over (sample, channel) rows: cheaper than a copy plus torch.where.
+                perm = tuple(range(c)) + tuple(c + i for i in self.mask_flip_channels)
+                out = _permute_rows(out, flip, perm)
+            results.append(out[:, c:])
         return results[0] if len(results) == 1 else tuple(results)

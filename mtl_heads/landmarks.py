@@ -230,7 +230,9 @@ def _draw_group(
             ax, bx = a[:, 0, None, None], b[:, 0, None, None]
             spans = (ay > sy) != (by > sy)
             x_cross = ax + (bx - ax) * (sy - ay) / torch.where(by == ay, 1.0, by - ay)
-            inside ^= spans & (sx < x_cross)
+            # Rows the edge does not span get -inf: one comparison on the full grid per edge.
+            x_cross = torch.where(spans, x_cross, float("-inf"))
+            inside ^= sx < x_cross
     if group.kind == "polyline" or group.thickness > 0:
         closed = group.kind == "polygon" and n >= 3
         seg_ends = [(k, k + 1) for k in range(n - 1)] + ([(n - 1, 0)] if closed else [])
