@@ -6,7 +6,8 @@ Every data set decodes its source once into uint8 numpy arrays (``.images``, ``.
 ``"landmarks"`` float32 (68, 2) and ``"landmarks_valid"`` bool when a landmark file is given;
 torch's default collate stacks them into a batch dict with the same keys.
 
-scipy (TFD) and Pillow (image folders) are imported only when needed: ``pip install "mtl-heads[data]"``.
+scipy (TFD) and Pillow (image folders) are imported only when needed:
+``pip install "mtl-heads[data]"``.
 """
 
 from __future__ import annotations

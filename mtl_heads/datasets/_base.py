@@ -27,7 +27,8 @@ def image_hashes(images: np.ndarray) -> np.ndarray:
 
     Examples:
         >>> import numpy as np
-        >>> a = np.stack([np.zeros((4, 4), np.uint8), np.ones((4, 4), np.uint8), np.zeros((4, 4), np.uint8)])
+        >>> zero, one = np.zeros((4, 4), np.uint8), np.ones((4, 4), np.uint8)
+        >>> a = np.stack([zero, one, zero])
         >>> h = image_hashes(a)
         >>> bool(h[0] == h[2]), bool(h[0] == h[1])
         (True, False)
@@ -35,7 +36,10 @@ def image_hashes(images: np.ndarray) -> np.ndarray:
     images = np.ascontiguousarray(images)
     flat = images.reshape(len(images), -1)
     return np.array(
-        [int.from_bytes(hashlib.blake2b(row.data, digest_size=8).digest(), "little") for row in flat],
+        [
+            int.from_bytes(hashlib.blake2b(row.data, digest_size=8).digest(), "little")
+            for row in flat
+        ],
         dtype=np.uint64,
     )
 
@@ -94,8 +98,9 @@ class FaceDataset(Dataset):
         self.labels = np.ascontiguousarray(labels)
         self.classes = list(classes)
 
-    def _attach_landmarks(self, path: str | Path | None, source_images: np.ndarray,
-                          rows: np.ndarray) -> None:
+    def _attach_landmarks(
+        self, path: str | Path | None, source_images: np.ndarray, rows: np.ndarray
+    ) -> None:
         """Check a source-wide landmark file against the whole source and keep ``rows``."""
         if path is None:
             return
@@ -117,7 +122,9 @@ class FaceDataset(Dataset):
         label = self.labels[index]
         item = {
             "image": image.contiguous(),
-            "label": torch.from_numpy(np.array(label, dtype=np.float32 if label.ndim else np.int64)),
+            "label": torch.from_numpy(
+                np.array(label, dtype=np.float32 if label.ndim else np.int64)
+            ),
         }
         if self.landmarks is not None:
             item["landmarks"] = torch.from_numpy(self.landmarks[index])
@@ -131,7 +138,13 @@ class FaceDataset(Dataset):
 
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.images.shape[1:])
-        lm = "" if self.landmarks_valid is None else f", landmarks {self.landmarks_valid.mean():.1%} valid"
+        lm = (
+            ""
+            if self.landmarks_valid is None
+            else f", landmarks {self.landmarks_valid.mean():.1%} valid"
+        )
         extra = self.extra_repr()
-        return (f"{type(self).__name__}({extra}{', ' if extra else ''}{len(self)} images {shape}, "
-                f"{self.num_classes} classes{lm})")
+        return (
+            f"{type(self).__name__}({extra}{', ' if extra else ''}{len(self)} images {shape}, "
+            f"{self.num_classes} classes{lm})"
+        )

@@ -45,8 +45,18 @@ SPLITS = {
     "test": ("PublicTest", "PrivateTest"),
     "all": USAGES,
 }
-FERPLUS_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                   "contempt", "unknown", "NF"]
+FERPLUS_COLUMNS = [
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 FERPLUS_CLASSES = FERPLUS_COLUMNS[:8]
 IMAGE_SIZE = 48
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -110,8 +120,13 @@ def read_fer2013_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
         except (ValueError, DeprecationWarning):
             pixels = None
     n_pix = IMAGE_SIZE * IMAGE_SIZE
-    if pixels is None or pixels.size != len(rows) * n_pix or pixels.min(initial=0) < 0 \
-            or pixels.max(initial=0) > 255 or any(row[1].count(".") for row in rows):
+    if (
+        pixels is None
+        or pixels.size != len(rows) * n_pix
+        or pixels.min(initial=0) < 0
+        or pixels.max(initial=0) > 255
+        or any(row[1].count(".") for row in rows)
+    ):
         for i, row in enumerate(rows):
             problem = _bad_pixels(row[1])
             if problem:
@@ -157,8 +172,9 @@ def read_fer2013_folder(root: str | Path) -> tuple[np.ndarray, np.ndarray, np.nd
             if not class_dir.is_dir():
                 continue
             if class_dir.name not in FOLDER_CLASSES:
-                raise ValueError(f"{class_dir}: unknown class folder, expected one of "
-                                 f"{sorted(FOLDER_CLASSES)}")
+                raise ValueError(
+                    f"{class_dir}: unknown class folder, expected one of {sorted(FOLDER_CLASSES)}"
+                )
             files += [f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS]
     names = sorted(f.relative_to(root).as_posix() for f in files)
     if not names:
@@ -170,8 +186,9 @@ def read_fer2013_folder(root: str | Path) -> tuple[np.ndarray, np.ndarray, np.nd
         _, class_name, file_name = name.split("/")
         prefix = file_name.split("_", 1)[0]
         if prefix not in USAGES:
-            raise ValueError(f"{root / name}: file name must start with one of "
-                             f"{[u + '_' for u in USAGES]}")
+            raise ValueError(
+                f"{root / name}: file name must start with one of {[u + '_' for u in USAGES]}"
+            )
         image = _decode_gray(root / name)
         if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"{root / name}: expected a 48x48 image, got {image.shape}")
@@ -197,17 +214,23 @@ def read_ferplus_votes(path: str | Path, usage: np.ndarray | None = None) -> np.
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if header[2:] != FERPLUS_COLUMNS:
-            raise ValueError(f"{path}: expected columns Usage,Image name,{','.join(FERPLUS_COLUMNS)}, "
-                             f"got {','.join(header)}")
+            raise ValueError(
+                f"{path}: expected columns Usage,Image name,{','.join(FERPLUS_COLUMNS)}, "
+                f"got {','.join(header)}"
+            )
         rows = list(reader)
     if usage is not None and len(rows) != len(usage):
-        raise ValueError(f"{path} has {len(rows)} rows but the fer2013 csv has {len(usage)}: "
-                         "FER+ joins by row, the files must be the same length")
+        raise ValueError(
+            f"{path} has {len(rows)} rows but the fer2013 csv has {len(usage)}: "
+            "FER+ joins by row, the files must be the same length"
+        )
     votes = np.empty((len(rows), len(FERPLUS_COLUMNS)), dtype=np.int64)
     for i, row in enumerate(rows):
         where = f"{path}, line {i + 2} (data row {i})"
         if usage is not None and row[0].strip() != usage[i]:
-            raise ValueError(f"{where}: Usage {row[0]!r} differs from the fer2013 csv's {usage[i]!r}")
+            raise ValueError(
+                f"{where}: Usage {row[0]!r} differs from the fer2013 csv's {usage[i]!r}"
+            )
         try:
             votes[i] = [int(v) for v in row[2:]]
         except ValueError:
@@ -310,8 +333,8 @@ class FER2013(FaceDataset):
         if self.path.is_dir():
             if ferplus is not None:
                 raise ValueError(
-                    f"FER+ labels join fer2013.csv by row; the image-folder copy {self.path} has no "
-                    "row numbers (its file ids are not csv rows). Use the csv form with ferplus."
+                    f"FER+ labels join fer2013.csv by row; the image-folder copy {self.path} has "
+                    "no row numbers (its file ids are not csv rows). Use the csv form with ferplus."
                 )
             images, labels, usage, names = read_fer2013_folder(self.path)
         elif self.path.is_file():
@@ -334,8 +357,14 @@ class FER2013(FaceDataset):
         self._attach_landmarks(landmarks, images, rows)
 
     def duplicate_groups(self) -> np.ndarray:
-        """Group ids of pixel-identical images within this split (see
-        :func:`mtl_heads.datasets.duplicate_groups`); keep a group on one side of a train/val split."""
+        """Group ids of pixel-identical images within this split.
+
+        See :func:`mtl_heads.datasets.duplicate_groups`; keep each group on one side of a
+        train/validation split.
+
+        Returns:
+            int64 (N,) group ids.
+        """
         return duplicate_groups(self.images)
 
     def extra_repr(self) -> str:

@@ -12,7 +12,18 @@ from ._base import FaceDataset
 
 __all__ = ["ImageFolderFaces", "read_image_folder", "list_image_folder"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".pgm",
+    ".ppm",
+)
 
 
 def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -22,8 +33,9 @@ def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-def list_image_folder(root: str | Path,
-                      extensions: Sequence[str] = IMAGE_EXTENSIONS) -> tuple[list[str], list[str]]:
+def list_image_folder(
+    root: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS
+) -> tuple[list[str], list[str]]:
     """The classes and image files of a class-per-folder tree, in data-set order.
 
     Args:
@@ -64,8 +76,12 @@ def _load_resized(path: Path, size: tuple[int, int], grayscale: bool) -> np.ndar
             scale = min(im.width / w, im.height / h)
             cw, ch = w * scale, h * scale
             left, top = (im.width - cw) / 2, (im.height - ch) / 2
-            im = im.resize((w, h), Image.Resampling.BILINEAR,
-                           box=(left, top, left + cw, top + ch), reducing_gap=3.0)
+            im = im.resize(
+                (w, h),
+                Image.Resampling.BILINEAR,
+                box=(left, top, left + cw, top + ch),
+                reducing_gap=3.0,
+            )
             return np.asarray(im)
     except Exception as err:  # PIL raises several types for broken files
         raise ValueError(f"cannot decode image {path}: {err}") from err
@@ -125,7 +141,8 @@ class ImageFolderFaces(FaceDataset):
         >>> root = tempfile.mkdtemp()
         >>> for c in ("happy", "sad"):
         ...     os.makedirs(os.path.join(root, c))
-        ...     Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(os.path.join(root, c, "a.png"))
+        ...     image = Image.fromarray(np.zeros((60, 80, 3), np.uint8))
+        ...     image.save(os.path.join(root, c, "a.png"))
         >>> ds = ImageFolderFaces(root, size=48)
         >>> len(ds), ds.classes, tuple(ds[1]["image"].shape), ds[1]["label"].item()
         (2, ['happy', 'sad'], (1, 48, 48), 1)
@@ -144,8 +161,9 @@ class ImageFolderFaces(FaceDataset):
         self.root = Path(root)
         self.size = _size_pair(size)
         self.grayscale = grayscale
-        images, labels, classes, files = read_image_folder(self.root, self.size, grayscale,
-                                                           extensions)
+        images, labels, classes, files = read_image_folder(
+            self.root, self.size, grayscale, extensions
+        )
         self.files = files
         self._set_arrays(images, labels, classes)
         self._attach_landmarks(landmarks, images, np.arange(len(images)))

@@ -99,8 +99,13 @@ class LandmarkFile:
     def __len__(self) -> int:
         return len(self.valid)
 
-    def check(self, images: np.ndarray | None = None, *, fingerprint: str | None = None,
-              num_images: int | None = None) -> None:
+    def check(
+        self,
+        images: np.ndarray | None = None,
+        *,
+        fingerprint: str | None = None,
+        num_images: int | None = None,
+    ) -> None:
         """Raise ``ValueError`` unless this file belongs to ``images`` (or the given fingerprint).
 
         Args:
@@ -128,7 +133,9 @@ class LandmarkFile:
             )
 
 
-def _validate(landmarks: np.ndarray, valid: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _validate(
+    landmarks: np.ndarray, valid: np.ndarray, where: str
+) -> tuple[np.ndarray, np.ndarray]:
     landmarks = np.asarray(landmarks, dtype=np.float32)
     valid = np.asarray(valid)
     if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_POINTS, 2):
@@ -141,8 +148,10 @@ def _validate(landmarks: np.ndarray, valid: np.ndarray, where: str) -> tuple[np.
         raise TypeError(f"{where}: valid must be bool, got dtype {valid.dtype}")
     bad = np.flatnonzero(valid & ~np.isfinite(landmarks).all(axis=(1, 2)))
     if bad.size:
-        raise ValueError(f"{where}: {bad.size} rows marked valid hold non-finite landmarks, "
-                         f"first at index {bad[0]}")
+        raise ValueError(
+            f"{where}: {bad.size} rows marked valid hold non-finite landmarks, "
+            f"first at index {bad[0]}"
+        )
     return landmarks, valid
 
 
@@ -249,8 +258,10 @@ def load_landmarks(
     with data:
         missing = {"landmarks", "valid", "fingerprint"} - set(data.files)
         if missing:
-            raise ValueError(f"{path} is not a landmark file: missing keys {sorted(missing)} "
-                             f"(has {sorted(data.files)})")
+            raise ValueError(
+                f"{path} is not a landmark file: missing keys {sorted(missing)} "
+                f"(has {sorted(data.files)})"
+            )
         landmarks, valid = _validate(data["landmarks"], data["valid"], str(path))
 
         def text(key: str) -> str:

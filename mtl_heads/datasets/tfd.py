@@ -68,8 +68,10 @@ def read_tfd(path: str | Path) -> dict[str, np.ndarray]:
     fields = {k for k in mat if not k.startswith("__")}
     missing, extra = set(FIELDS) - fields, fields - set(FIELDS)
     if missing or extra:
-        raise ValueError(f"{path}: not the TFD layout: missing fields {sorted(missing)}, extra "
-                         f"fields {sorted(extra)} (expected exactly {list(FIELDS)})")
+        raise ValueError(
+            f"{path}: not the TFD layout: missing fields {sorted(missing)}, extra "
+            f"fields {sorted(extra)} (expected exactly {list(FIELDS)})"
+        )
     labs_ex = _vector(mat["labs_ex"], "labs_ex", path).astype(np.int64)
     labs_id = _vector(mat["labs_id"], "labs_id", path).astype(np.int64)
     n = len(labs_ex)
@@ -84,16 +86,19 @@ def read_tfd(path: str | Path) -> dict[str, np.ndarray]:
     if images.ndim == 3 and images.shape[0] != n and images.shape[2] == n:
         images = np.moveaxis(images, 2, 0)
     if images.ndim != 3 or images.shape[0] != n or images.shape[1] != images.shape[2]:
-        raise ValueError(f"{path}: images must have shape ({n}, S, S) (or (S, S, {n})), "
-                         f"got {images.shape}")
+        raise ValueError(
+            f"{path}: images must have shape ({n}, S, S) (or (S, S, {n})), got {images.shape}"
+        )
     if images.dtype != np.uint8:
         if np.any((images < 0) | (images > 255) | (images != np.round(images))):
             raise ValueError(f"{path}: images of dtype {images.dtype} are not grey levels 0..255")
         images = images.astype(np.uint8)
     bad = np.flatnonzero(~np.isin(labs_ex, [-1, 1, 2, 3, 4, 5, 6, 7]))
     if bad.size:
-        raise ValueError(f"{path}: labs_ex[{bad[0]}] = {labs_ex[bad[0]]}, expected 1..7 or -1 "
-                         f"({bad.size} bad entries)")
+        raise ValueError(
+            f"{path}: labs_ex[{bad[0]}] = {labs_ex[bad[0]]}, expected 1..7 or -1 "
+            f"({bad.size} bad entries)"
+        )
     bad = np.argwhere(~np.isin(folds, [0, 1, 2, 3]))
     if bad.size:
         i, j = bad[0]
@@ -101,10 +106,16 @@ def read_tfd(path: str | Path) -> dict[str, np.ndarray]:
     bad = np.argwhere((folds > 0) & (labs_ex[:, None] == -1))
     if bad.size:
         i, j = bad[0]
-        raise ValueError(f"{path}: image {i} is unlabelled (labs_ex = -1) but fold {j} puts it "
-                         f"in a labelled split (code {folds[i, j]})")
-    return {"images": np.ascontiguousarray(images), "labs_ex": labs_ex, "labs_id": labs_id,
-            "folds": folds.astype(np.int64)}
+        raise ValueError(
+            f"{path}: image {i} is unlabelled (labs_ex = -1) but fold {j} puts it "
+            f"in a labelled split (code {folds[i, j]})"
+        )
+    return {
+        "images": np.ascontiguousarray(images),
+        "labs_ex": labs_ex,
+        "labs_id": labs_id,
+        "folds": folds.astype(np.int64),
+    }
 
 
 class TFD(FaceDataset):
@@ -132,7 +143,8 @@ class TFD(FaceDataset):
         >>> folds = np.tile(np.array([1, 1, 1, 1, 1, 1, 2, 3, 0, 0])[:, None], (1, 5))
         >>> labs = np.array([1, 2, 3, 4, 5, 6, 7, 1, -1, -1])
         >>> f = os.path.join(tempfile.mkdtemp(), "TFD_48x48.mat")
-        >>> scipy.io.savemat(f, {"images": np.zeros((n, 48, 48), np.uint8), "labs_ex": labs[:, None],
+        >>> images = np.zeros((n, 48, 48), np.uint8)
+        >>> scipy.io.savemat(f, {"images": images, "labs_ex": labs[:, None],
         ...                      "labs_id": np.arange(n)[:, None], "folds": folds})
         >>> ds = TFD(f, fold=0, split="train")
         >>> len(ds), ds.labels.tolist()
