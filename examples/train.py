@@ -401,14 +401,6 @@ def build_augmentation(args: argparse.Namespace) -> AlignedAugmentation:
 
 
 def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn.Module:
-    import timm
-
-    if not timm.is_model(args.backbone):
-        import difflib
-
-        close = difflib.get_close_matches(args.backbone, timm.list_models(), n=5, cutoff=0.6)
-        raise ValueError(f"--backbone {args.backbone!r}: unknown timm model"
-                         + (f"; close matches: {close}" if close else ""))
     kwargs: dict[str, Any] = {}
     if args.drop_rate is not None:
         kwargs["drop_rate"] = args.drop_rate
@@ -620,6 +612,16 @@ def progress(total: int, desc: str, disable: bool) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 def check_args(args: argparse.Namespace) -> None:
+    data_kind(args.data)  # a missing data path is the first thing to report
+    check_file(args.landmarks, "--landmarks")
+    import timm
+
+    if not timm.is_model(args.backbone):
+        import difflib
+
+        close = difflib.get_close_matches(args.backbone, timm.list_models(), n=5, cutoff=0.6)
+        raise ValueError(f"--backbone {args.backbone!r}: unknown timm model"
+                         + (f"; close matches: {close}" if close else ""))
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1 or args.eval_batch_size < 1:
