@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the label-map loss")
     m.add_argument("--weighting", default="fixed", choices=["fixed", "uncertainty"],
                    help="fixed lambda, or learned uncertainty weighting (Kendall et al. 2018)")
+    m.add_argument("--head-lr-scale", type=float, default=1.0,
+                   help="learning-rate multiplier of the label-map head. The paper's loss averages "
+                        "the BCE over all K*H*W units, so each unit of the linear head gets "
+                        "1/(K*H*W) of a classifier unit's gradient")
     m.add_argument("--drop-rate", type=float, default=0.5, help="dropout before the classifier")
     m.add_argument("--label-smoothing", type=float, default=0.0)
 
@@ -426,6 +430,22 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer,
     return scheduler
 
 
+def param_groups(trainable: nn.Module, weight_decay: float,
+                 head_lr_scale: float) -> list[dict[str, Any]]:
+    """timm's rule (no weight decay on biases and 1-D parameters) plus a learning-rate scale
+    (``lr_scale``, applied by timm's schedulers) for the label-map head."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in trainable.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = param.ndim > 1 and not name.endswith(".bias")
+        head = ".label_map_head." in f".{name}"
+        groups.setdefault((decay, head), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
+             "lr_scale": head_lr_scale if head else 1.0}
+            for (decay, head), params in groups.items()]
+
+
 def epoch_batches(n: int, args: argparse.Namespace, epoch: int) -> list[torch.Tensor]:
     """The epoch's global batches of row indices: every (row, variant) exactly once.
 
@@ -690,10 +710,14 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing, validate=False,
     ).to(device)
     trainable = nn.ModuleList([model, loss_fn])
-    optimizer = create_optimizer_v2(trainable, opt=args.optimizer, lr=args.lr,
-                                    weight_decay=args.weight_decay, momentum=args.momentum)
+    optimizer = create_optimizer_v2(
+        param_groups(trainable, args.weight_decay, args.head_lr_scale), opt=args.optimizer,
+        lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum)
     steps_per_epoch = len(epoch_batches(len(train_set), args, 0))
     scheduler = build_scheduler(args, optimizer, steps_per_epoch)
+    if scheduler is None:  # timm's schedulers apply lr_scale themselves
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * group["lr_scale"]
     ddp_model = model
     if ctx.enabled:
         ddp_model = nn.parallel.DistributedDataParallel(
