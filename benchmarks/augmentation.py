@@ -78,7 +78,7 @@ def build_pipelines(
     def precomputed() -> object:
         return aug(images, landmarks, masks=maps48)
 
-    pipes["ours: image + maps warped (maps drawn once per image)"] = precomputed
+    pipes["ours: image + landmarks + maps warped (drawn once per image)"] = precomputed
 
     def per_batch_drawn_then_warped() -> object:
         return aug(images, landmarks, masks=landmarks_to_label_maps(landmarks, 48))

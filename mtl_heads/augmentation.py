@@ -1,9 +1,10 @@
 """Aligned, mirror-aware augmentation for images, landmarks and label maps, and test-time views.
 
 :class:`AlignedAugmentation` is the paper's training augmentation (random mirror, rotation, zoom,
-shift, crop 48 -> 42) as one affine matrix per sample: the image (and any mask channels stacked
-with it) is resampled once with :func:`kornia.geometry.transform.warp_affine`, landmarks go
-through the same matrix with :func:`kornia.geometry.linalg.transform_points`, and on mirrored
+shift, crop 48 -> 42) as one affine matrix per sample: the image and any mask channels are
+resampled bilinearly on one sampling grid (the warp of
+:func:`kornia.geometry.transform.warp_affine`), landmarks go through the same matrix with
+:func:`kornia.geometry.linalg.transform_points`, and on mirrored
 samples the landmark indices and mask channels are permuted so that "left" keeps meaning
 image-left.
 
@@ -19,8 +20,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from kornia.geometry.linalg import transform_points
-from kornia.geometry.transform import warp_affine
 
 from .landmarks import FLIP_INDEX_68
 
@@ -179,6 +180,27 @@ def predict_ten_crop(
     return logits.softmax(dim=-1).view(n, b, -1).mean(dim=0)
 
 
+def _pixel_to_normalized(height: int, width: int) -> torch.Tensor:
+    """Pixel -> [-1, 1] coordinates with ``align_corners=True`` (Kornia's convention)."""
+    sx, sy = 2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)
+    return torch.tensor([[sx, 0.0, -1.0], [0.0, sy, -1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def _sampling_grid(
+    matrix: torch.Tensor, src_size: tuple[int, int], dst_size: tuple[int, int], like: torch.Tensor
+) -> torch.Tensor:
+    """``grid_sample`` grid that realises the source -> output pixel ``matrix`` (B, 3, 3).
+
+    The same warp as ``kornia.geometry.transform.warp_affine(..., align_corners=True)`` (tested),
+    built with ``F.affine_grid``: on CPU, kornia 0.9 spends longer building its grid than
+    sampling, and one grid here serves the image and the mask channels without stacking them.
+    """
+    theta = _pixel_to_normalized(*src_size) @ torch.linalg.inv(matrix)
+    theta = theta @ torch.linalg.inv(_pixel_to_normalized(*dst_size))
+    theta = theta[:, :2].to(device=like.device, dtype=like.dtype)
+    return F.affine_grid(theta, [matrix.shape[0], 1, *dst_size], align_corners=True)
+
+
 def _permute_rows(x: torch.Tensor, flip: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
     """Reorder dim 1 of ``x`` by ``perm`` on the samples where ``flip`` is true, in one gather."""
     b, n = x.shape[:2]
@@ -195,10 +217,11 @@ class AlignedAugmentation(nn.Module):
     ``[-rotation, rotation]`` degrees and a zoom by a factor in ``[1, zoom]``, all about the image
     centre, then a ``crop``-sized window taken at an integer offset of up to ``±shift`` px
     around the centre (the paper's "shift ±3 px, crop 48 -> 42" as one step). Images and mask
-    channels are resampled once with it (bilinear, zeros outside, ``align_corners=True`` so pixel
-    centres sit at integer coordinates); landmarks are mapped through the same matrix. On
-    mirrored samples the landmarks are re-indexed with ``flip_index`` and the mask channels
-    with ``mask_flip_channels``, so channel/index "left" is always image-left.
+    channels are resampled on one grid built from it (bilinear, zeros outside,
+    ``align_corners=True`` so pixel centres sit at integer coordinates: the same warp as
+    :func:`kornia.geometry.transform.warp_affine`); landmarks are mapped through the same
+    matrix. On mirrored samples the landmarks are re-indexed with ``flip_index`` and the mask
+    channels with ``mask_flip_channels``, so channel/index "left" is always image-left.
 
     When no sample is rotated or zoomed (``rotation=0, zoom=1``: the TFD setting and "no
     transformations") the crop is an exact copy of pixels (an integer shift plus mirror), not a
@@ -441,20 +464,18 @@ class AlignedAugmentation(nn.Module):
         matrix = self.compute_matrix(params, (height, width))
         self.last_params = {**params, "matrix": matrix}
 
-        stacked = images if masks is None else torch.cat([images, masks.to(images.dtype)], dim=1)
-        if bool((params["angle"] == 0).all() and (params["scale"] == 1).all()):
-            out = self._copy_crop(stacked, params)
-        else:
-            out = warp_affine(
-                stacked,
-                matrix[:, :2].to(device=images.device, dtype=images.dtype),
-                self.crop,
-                mode="bilinear",
-                padding_mode=self.padding_mode,
-                align_corners=True,
-            )
         flip = params["flip"]
-        results: list[torch.Tensor] = [out[:, :c]]
+        exact = bool((params["angle"] == 0).all() and (params["scale"] == 1).all())
+        grid = None if exact else _sampling_grid(matrix, (height, width), self.crop, images)
+
+        def warp(x: torch.Tensor) -> torch.Tensor:
+            if grid is None:
+                return self._copy_crop(x, params)
+            return F.grid_sample(
+                x, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=True
+            )
+
+        results: list[torch.Tensor] = [warp(images)]
         if landmarks is not None:
             mat = matrix.to(device=landmarks.device, dtype=landmarks.dtype)
             lm = transform_points(mat, landmarks)
@@ -462,9 +483,8 @@ class AlignedAugmentation(nn.Module):
                 lm = _permute_rows(lm, flip, self.flip_index)
             results.append(lm)
         if masks is not None:
+            maps = warp(masks.to(images.dtype))
             if self.mask_flip_channels is not None and bool(flip.any()):
-                # One gather over (sample, channel) rows: cheaper than a copy plus torch.where.
-                perm = tuple(range(c)) + tuple(c + i for i in self.mask_flip_channels)
-                out = _permute_rows(out, flip, perm)
-            results.append(out[:, c:])
+                maps = _permute_rows(maps, flip, self.mask_flip_channels)
+            results.append(maps)
         return results[0] if len(results) == 1 else tuple(results)

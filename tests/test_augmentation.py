@@ -280,3 +280,14 @@ def test_predict_ten_crop_with_a_timm_model():
 def test_predict_ten_crop_rejects_other_outputs():
     with pytest.raises(TypeError, match="'logits'"):
         predict_ten_crop(lambda x: {"maps": x}, torch.rand(1, 1, 48, 48), 42)
+
+
+def test_warp_equals_kornia_warp_affine():
+    from kornia.geometry.transform import warp_affine
+
+    images, masks = torch.rand(16, 1, 48, 48), torch.rand(16, 3, 48, 48)
+    aug = AlignedAugmentation(mask_flip_channels=None, generator=_gen(17))
+    out, maps = aug(images, masks=masks)
+    matrix = aug.last_params["matrix"][:, :2].float()
+    ref = warp_affine(torch.cat([images, masks], 1), matrix, (42, 42), align_corners=True)
+    torch.testing.assert_close(torch.cat([out, maps], 1), ref, atol=1e-4, rtol=0)
