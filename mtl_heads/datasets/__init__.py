@@ -24,6 +24,7 @@ from .fer2013 import (
 )
 from .folder import ImageFolderFaces, list_image_folder, read_image_folder
 from .landmark_file import LandmarkFile, image_fingerprint, load_landmarks, save_landmarks
+from .synthetic import SYNTHETIC_CLASSES, SyntheticFaces
 from .tfd import TFD, TFD_CLASSES, read_tfd
 
 __all__ = [
@@ -47,4 +48,6 @@ __all__ = [
     "read_image_folder",
     "read_tfd",
     "save_landmarks",
+    "SyntheticFaces",
+    "SYNTHETIC_CLASSES",
 ]

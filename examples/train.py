@@ -1,0 +1,957 @@
+"""Train an expression classifier, with or without the auxiliary label-map task.
+
+The training loop of mtl-heads lives here, outside the library, built from its parts. It reads
+straight down:
+
+    data set (uint8 images, labels, 68 landmarks, valid flags), held whole on the device
+    -> a batch of indices -> PaperPreprocessing.standardize (48x48)
+    -> AlignedAugmentation (images and landmarks, 48 -> 42) -> PaperPreprocessing.normalize_batch
+    -> landmarks_to_label_maps at the crop size -> MultiTaskModel -> MaskedMultiTaskLoss -> SGD
+
+Examples::
+
+    python examples/train.py --data synthetic --label-maps 3 --epochs 5 --output runs/demo-mt
+    python examples/train.py --data fer2013.csv --landmarks fer2013_landmarks.npz \\
+        --label-maps 3 --augment none --epochs 30 --output runs/fer-mt
+    torchrun --nproc_per_node 2 examples/train.py --data synthetic --epochs 2 --output runs/ddp
+
+Every random stream (epoch order, augmentation, dropout) is derived from ``(seed, epoch, step)``,
+so a run killed at any step and resumed with ``--resume`` ends with the same weights and metrics
+as an uninterrupted one. See docs/training.md for all options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+
+# Run from a clone without installing: make the checkout's package importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mtl_heads  # noqa: E402
+from mtl_heads.augmentation import (  # noqa: E402
+    AlignedAugmentation,
+    center_crop,
+    predict_ten_crop,
+)
+from mtl_heads.landmarks import FLIP_INDEX_68, PAPER_GROUPS, landmarks_to_label_maps  # noqa: E402
+from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
+
+CHECKPOINT = "last.safetensors"
+BEST = "best.safetensors"
+# Random streams, combined with (seed, epoch, step[, rank]) into independent seeds.
+STREAM_INIT, STREAM_ORDER, STREAM_AUGMENT, STREAM_DROPOUT = 0, 1, 2, 3
+# Options that may change when a run is resumed (everything else must match the checkpoint).
+RESUMABLE = {"resume", "output", "quiet", "device", "workers", "stop_after_steps",
+             "checkpoint_every", "epochs", "early_stop", "tta"}
+
+
+class TrainingError(RuntimeError):
+    """A run stopped for a reason the user must see (NaN loss, ...)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train an expression classifier with an optional auxiliary label-map task.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--data", required=True,
+                   help="'synthetic', a fer2013.csv, a Kaggle FER2013 image folder "
+                        "(train/ and test/), any root/<class>/<image> folder, or a TFD .mat")
+    d.add_argument("--landmarks", default=None,
+                   help="landmark file (.npz from `mtl-heads annotate`) made for --data")
+    d.add_argument("--test-data", default=None,
+                   help="a class-folder test set for --data given as a plain image folder")
+    d.add_argument("--test-landmarks", default=None, help="landmark file for --test-data")
+    d.add_argument("--fold", type=int, default=0, help="TFD fold (0-4)")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="validation slice held out of the training split (pixel-identical "
+                        "duplicates stay on one side); TFD uses its own valid split instead")
+    d.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the validation slice and of --train-subset (fixed across "
+                        "training seeds so that seeds are compared on the same split)")
+    d.add_argument("--train-subset", type=float, default=1.0,
+                   help="train on this fraction of the training split (data-efficiency curve)")
+    d.add_argument("--synthetic-train", type=int, default=3000,
+                   help="SyntheticFaces: number of training+validation faces")
+    d.add_argument("--synthetic-test", type=int, default=1000, help="SyntheticFaces: test faces")
+    d.add_argument("--synthetic-invalid", type=float, default=0.0,
+                   help="SyntheticFaces: fraction of faces reported without landmarks")
+    d.add_argument("--image-size", type=int, default=48,
+                   help="stored image size (image folders are resized to it)")
+    d.add_argument("--crop", type=int, default=42, help="the size the network sees")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--backbone", default="fer_convnet", help="any timm model name")
+    m.add_argument("--head", default=None, choices=[None, "linear", "spatial"],
+                   help="label-map head (default: linear for fer_convnet, else by rule)")
+    m.add_argument("--label-maps", type=int, default=3, choices=[0, 3],
+                   help="0: baseline, 3: the paper's brow/brow/mouth maps")
+    m.add_argument("--lambda", dest="lam", type=float, default=1.0,
+                   help="weight of the label-map loss")
+    m.add_argument("--weighting", default="fixed", choices=["fixed", "uncertainty"],
+                   help="fixed lambda, or learned uncertainty weighting (Kendall et al. 2018)")
+    m.add_argument("--head-lr-scale", type=float, default=1.0,
+                   help="learning-rate multiplier of the label-map head. The paper's loss averages "
+                        "the BCE over all K*H*W units, so each unit of the linear head gets "
+                        "1/(K*H*W) of a classifier unit's gradient")
+    m.add_argument("--drop-rate", type=float, default=0.5, help="dropout before the classifier")
+    m.add_argument("--label-smoothing", type=float, default=0.0)
+
+    t = p.add_argument_group("training")
+    t.add_argument("--augment", default="none", choices=["none", "flip-shift", "full"],
+                   help="none: centre crop; flip-shift: mirror + shift 3 px (TFD); full: + "
+                        "rotation 45 deg and zoom 1.2 (FER2013)")
+    t.add_argument("--variants-per-epoch", type=int, default=1,
+                   help="augmented copies of each image per epoch (the paper: 4 FER, 5 TFD)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=128,
+                   help="global batch size (split across torchrun processes)")
+    t.add_argument("--eval-batch-size", type=int, default=512)
+    t.add_argument("--optimizer", default="sgd", help="timm optimizer name (create_optimizer_v2)")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=5e-4)
+    t.add_argument("--sched", default="cosine",
+                   help="timm scheduler name (create_scheduler_v2: cosine, step, multistep, "
+                        "...) or 'none'")
+    t.add_argument("--warmup-epochs", type=int, default=0)
+    t.add_argument("--decay-epochs", type=float, default=None, help="step scheduler period")
+    t.add_argument("--decay-milestones", type=int, nargs="*", default=None,
+                   help="multistep scheduler epochs")
+    t.add_argument("--decay-rate", type=float, default=0.1)
+    t.add_argument("--min-lr", type=float, default=0.0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--early-stop", type=int, default=0, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation accuracy (0: off)")
+    t.add_argument("--tta", action="store_true",
+                   help="also report 10-crop test-time-augmentation accuracy at the end")
+
+    r = p.add_argument_group("run")
+    r.add_argument("--output", required=True, help="output folder (metrics, checkpoints)")
+    r.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="resume from OUTPUT/last.safetensors (or the given checkpoint)")
+    r.add_argument("--checkpoint-every", type=int, default=200,
+                   help="also checkpoint every N steps within an epoch (0: epoch ends only)")
+    r.add_argument("--stop-after-steps", type=int, default=0,
+                   help="stop abruptly after this many steps, as if killed (for resume tests)")
+    r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    r.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    r.add_argument("--channels-last", action="store_true", help="channels_last memory (CUDA)")
+    r.add_argument("--workers", type=int, default=0,
+                   help="CPU threads for torch (0: torch's default). The data set is held on the "
+                        "device, so there are no loader processes")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeds, distributed helpers
+# ----------------------------------------------------------------------------------------------
+
+def derive_seed(*keys: int) -> int:
+    """An independent 63-bit seed for a tuple of integers (numpy's SeedSequence hashing)."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def generator(*keys: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(*keys))
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+def setup_distributed(device_arg: str | None) -> tuple[Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ctx = Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_arg is None:
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_arg)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device_arg}: CUDA is not available on this machine")
+        if ctx.enabled:
+            device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    if ctx.enabled:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return ctx, device
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Split:
+    """One split held as whole tensors (on the device once moved)."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+    landmarks: torch.Tensor | None = None  # float32 (N, 68, 2)
+    valid: torch.Tensor | None = None  # bool (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_dataset(cls, ds: Any, rows: np.ndarray | None = None) -> Split:
+        rows = np.arange(len(ds.images)) if rows is None else rows
+        images = torch.from_numpy(np.ascontiguousarray(ds.images[rows]))
+        images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2).contiguous()
+        labels = np.asarray(ds.labels[rows])
+        if labels.ndim != 1:
+            raise ValueError(f"{ds!r}: soft labels are not supported by this example; use hard "
+                             "class ids")
+        landmarks = valid = None
+        if ds.landmarks is not None:
+            landmarks = torch.from_numpy(np.ascontiguousarray(ds.landmarks[rows], np.float32))
+            valid = torch.from_numpy(np.ascontiguousarray(ds.landmarks_valid[rows]))
+        return cls(images, torch.from_numpy(labels.astype(np.int64)), landmarks, valid)
+
+    def select(self, rows: torch.Tensor) -> Split:
+        pick = (lambda t: None if t is None else t[rows])  # noqa: E731
+        return Split(self.images[rows], self.labels[rows], pick(self.landmarks), pick(self.valid))
+
+    def to(self, device: torch.device) -> Split:
+        move = (lambda t: None if t is None else t.to(device))  # noqa: E731
+        return Split(move(self.images), move(self.labels), move(self.landmarks), move(self.valid))
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split | None
+    tests: dict[str, Split]
+    classes: list[str]
+    description: str
+
+
+def data_kind(path: str) -> str:
+    if path == "synthetic":
+        return "synthetic"
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(
+            f"--data {path}: no such file or folder (expected 'synthetic', a fer2013.csv, an "
+            "image folder or a TFD .mat)"
+        )
+    if p.is_file():
+        if p.suffix.lower() == ".mat":
+            return "tfd"
+        if p.suffix.lower() == ".csv":
+            return "fer2013"
+        raise ValueError(f"--data {path}: unknown file type {p.suffix!r} (expected .csv or .mat)")
+    if (p / "train").is_dir() and (p / "test").is_dir():
+        return "fer2013"
+    return "folder"
+
+
+def check_file(path: str | None, flag: str) -> None:
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {path}: no such file")
+
+
+def group_split(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of (train, validation): whole groups of pixel-identical images go to one side."""
+    from mtl_heads.datasets import duplicate_groups
+
+    groups = duplicate_groups(images)
+    order = np.random.default_rng(seed).permutation(groups.max() + 1)
+    sizes = np.bincount(groups)[order]
+    target = int(round(fraction * len(images)))
+    chosen = order[: int(np.searchsorted(np.cumsum(sizes), target)) + 1] if target else []
+    is_val = np.isin(groups, chosen)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def load_data(args: argparse.Namespace) -> Data:
+    from mtl_heads import datasets
+
+    kind = data_kind(args.data)
+    check_file(args.landmarks, "--landmarks")
+    tests: dict[str, Split] = {}
+    val = None
+    if kind == "synthetic":
+        source = datasets.SyntheticFaces(args.synthetic_train, args.image_size, seed=0,
+                                         invalid_fraction=args.synthetic_invalid)
+        test = datasets.SyntheticFaces(args.synthetic_test, args.image_size, seed=1,
+                                       invalid_fraction=args.synthetic_invalid)
+        tests["test"] = Split.from_dataset(test)
+        train_pool, classes = source, source.classes
+        description = (f"SyntheticFaces({args.synthetic_train} train+val, "
+                       f"{args.synthetic_test} test)")
+    elif kind == "fer2013":
+        full = datasets.FER2013(args.data, split="all", landmarks=args.landmarks)
+        usage = np.asarray(full.usage)
+        for name in ("PublicTest", "PrivateTest"):
+            rows = np.flatnonzero(usage == name)
+            if len(rows):
+                tests[name] = Split.from_dataset(full, rows)
+        if len(tests) == 2:
+            # The paper's test set (7,177 images) is PublicTest + PrivateTest.
+            tests["test"] = Split.from_dataset(
+                full, np.flatnonzero(np.isin(usage, ("PublicTest", "PrivateTest"))))
+        train_rows = np.flatnonzero(usage == "Training")
+        if len(train_rows) == 0:
+            raise ValueError(f"--data {args.data}: no 'Training' rows")
+        train_pool = _Rows(full, train_rows)
+        classes = full.classes
+        description = f"FER2013 {args.data}"
+    elif kind == "tfd":
+        folds = {s: datasets.TFD(args.data, fold=args.fold, split=s, landmarks=args.landmarks)
+                 for s in ("train", "valid", "test")}
+        classes = folds["train"].classes
+        val = Split.from_dataset(folds["valid"])
+        tests["test"] = Split.from_dataset(folds["test"])
+        train_pool = folds["train"]
+        description = f"TFD {args.data} fold {args.fold}"
+    else:
+        folder = datasets.ImageFolderFaces(args.data, size=args.image_size,
+                                           landmarks=args.landmarks)
+        if args.test_data is not None:
+            check_file(args.test_landmarks, "--test-landmarks")
+            test = datasets.ImageFolderFaces(args.test_data, size=args.image_size,
+                                             landmarks=args.test_landmarks)
+            if test.classes != folder.classes:
+                raise ValueError(f"--test-data classes {test.classes} differ from --data classes "
+                                 f"{folder.classes}")
+            tests["test"] = Split.from_dataset(test)
+        train_pool, classes = folder, folder.classes
+        description = f"image folder {args.data}"
+
+    images = np.asarray(train_pool.images)
+    if val is None and args.val_fraction > 0:
+        train_rows, val_rows = group_split(images, args.val_fraction, args.split_seed)
+        val = Split.from_dataset(train_pool, val_rows)
+    else:
+        train_rows = np.arange(len(images))
+    if args.train_subset < 1.0:
+        rng = np.random.default_rng(derive_seed(args.split_seed, 99))
+        keep = max(1, int(round(args.train_subset * len(train_rows))))
+        train_rows = np.sort(rng.permutation(train_rows)[:keep])
+    train = Split.from_dataset(train_pool, train_rows)
+    return Data(train, val, tests, list(classes), description)
+
+
+class _Rows:
+    """The rows of a data set, exposed with the data set's array attributes."""
+
+    def __init__(self, ds: Any, rows: np.ndarray) -> None:
+        self.images = ds.images[rows]
+        self.labels = ds.labels[rows]
+        self.landmarks = None if ds.landmarks is None else ds.landmarks[rows]
+        self.landmarks_valid = None if ds.landmarks is None else ds.landmarks_valid[rows]
+
+    def __repr__(self) -> str:
+        return f"rows of a data set ({len(self.images)} images)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Model, augmentation, optimisation
+# ----------------------------------------------------------------------------------------------
+
+def build_augmentation(args: argparse.Namespace) -> AlignedAugmentation:
+    settings = {
+        "none": dict(flip=False, shift=0, rotation=0.0, zoom=1.0),
+        "flip-shift": dict(flip=True, shift=3, rotation=0.0, zoom=1.0),
+        "full": dict(flip=True, shift=3, rotation=45.0, zoom=1.2),
+    }[args.augment]
+    return AlignedAugmentation(**settings, crop=args.crop, flip_index=FLIP_INDEX_68,
+                               mask_flip_channels=(1, 0, 2))
+
+
+def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn.Module:
+    kwargs: dict[str, Any] = {}
+    if args.drop_rate is not None:
+        kwargs["drop_rate"] = args.drop_rate
+    torch.manual_seed(derive_seed(args.seed, STREAM_INIT))
+    return mtl_heads.create_model(args.backbone, num_classes=num_classes, in_chans=in_chans,
+                                  img_size=args.crop, label_maps=args.label_maps, head=args.head,
+                                  **kwargs)
+
+
+def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer,
+                    steps_per_epoch: int) -> Any:
+    if args.sched == "none":
+        return None
+    kwargs: dict[str, Any] = dict(
+        sched=args.sched, num_epochs=args.epochs, decay_rate=args.decay_rate, min_lr=args.min_lr,
+        warmup_epochs=args.warmup_epochs, step_on_epochs=False, updates_per_epoch=steps_per_epoch,
+    )
+    if args.decay_epochs is not None:
+        kwargs["decay_epochs"] = args.decay_epochs
+    if args.decay_milestones:
+        kwargs["decay_milestones"] = args.decay_milestones
+    scheduler, _ = create_scheduler_v2(optimizer, **kwargs)
+    return scheduler
+
+
+def param_groups(trainable: nn.Module, weight_decay: float,
+                 head_lr_scale: float) -> list[dict[str, Any]]:
+    """timm's rule (no weight decay on biases and 1-D parameters) plus a learning-rate scale
+    (``lr_scale``, applied by timm's schedulers) for the label-map head."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in trainable.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = param.ndim > 1 and not name.endswith(".bias")
+        head = ".label_map_head." in f".{name}"
+        groups.setdefault((decay, head), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
+             "lr_scale": head_lr_scale if head else 1.0}
+            for (decay, head), params in groups.items()]
+
+
+def epoch_batches(n: int, args: argparse.Namespace, epoch: int) -> list[torch.Tensor]:
+    """The epoch's global batches of row indices: every (row, variant) exactly once.
+
+    ``ceil(n * V / B)`` batches of near-equal size (they differ by at most one), so that no
+    tiny last batch upsets the minibatch normalisation or leaves a process without samples.
+    """
+    total = n * args.variants_per_epoch
+    order = torch.randperm(total, generator=generator(args.seed, STREAM_ORDER, epoch)) % n
+    return list(torch.tensor_split(order, math.ceil(total / args.batch_size)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints: safetensors tensors + JSON metadata; the optimizer state flattened to tensors.
+# ----------------------------------------------------------------------------------------------
+
+def save_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Module,
+                    optimizer: torch.optim.Optimizer | None, state: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in (("model.", model), ("pre.", pre), ("loss.", loss_fn)):
+        for k, v in module.state_dict().items():
+            tensors[prefix + k] = v.detach().cpu().contiguous()
+    meta: dict[str, Any] = {"state": state}
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for pid, pstate in sd["state"].items():
+            for k, v in pstate.items():
+                if isinstance(v, torch.Tensor):
+                    tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
+                else:
+                    scalars.setdefault(str(pid), {})[k] = v
+        meta["optim_groups"] = sd["param_groups"]
+        meta["optim_scalars"] = scalars
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"mtl_heads_train": json.dumps(meta)})
+    os.replace(tmp, path)  # atomic: a kill during the write keeps the previous checkpoint
+
+
+def load_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Module,
+                    optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["mtl_heads_train"])
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    model.load_state_dict(part("model."))
+    pre.load_state_dict(part("pre."))
+    loss_fn.load_state_dict(part("loss."))
+    if optimizer is not None and "optim_groups" in meta:
+        state: dict[int, dict[str, Any]] = {}
+        for k, v in part("optim.").items():
+            pid, name = k.split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+        for pid, extra in meta["optim_scalars"].items():
+            state.setdefault(int(pid), {}).update(extra)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optim_groups"]})
+    return meta["state"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
+             num_classes: int, ctx: Dist, tta: bool = False) -> dict[str, Any]:
+    """Accuracy (centre crop, optionally 10-crop TTA), per-class accuracy, confusion matrix, CE
+    loss and, for multi-task models on data with landmarks, per-channel IoU at p > 0.5."""
+    was_training = model.training
+    model.eval()
+    pre.eval()
+    device = split.images.device
+    rows = torch.arange(len(split), device=device)[ctx.rank::ctx.world]
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    confusion_tta = torch.zeros_like(confusion)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    k = len(PAPER_GROUPS)
+    inter = torch.zeros(k, dtype=torch.float64, device=device)
+    union = torch.zeros(k, dtype=torch.float64, device=device)
+    with_maps = args.label_maps > 0 and split.landmarks is not None
+    offset = (args.image_size - args.crop) // 2
+
+    def net(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = pre.normalize_batch(x)
+        if args.channels_last and x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(args, x.device):
+            return {k: v.float() for k, v in model(x).items()}
+
+    for idx in torch.split(rows, args.eval_batch_size):
+        labels = split.labels[idx]
+        x = pre.standardize(split.images[idx].float())
+        out = net(center_crop(x, args.crop))
+        keep = labels >= 0
+        loss_sum += nn.functional.cross_entropy(
+            out["logits"][keep], labels[keep], reduction="sum").double()
+        pred = out["logits"].argmax(1)
+        confusion += torch.bincount((labels * num_classes + pred)[keep],
+                                    minlength=num_classes**2)
+        if tta:
+            probs = predict_ten_crop(lambda v: net(v)["logits"], x, args.crop)
+            confusion_tta += torch.bincount((labels * num_classes + probs.argmax(1))[keep],
+                                            minlength=num_classes**2)
+        if with_maps and "label_maps" in out:
+            valid = split.valid[idx]
+            target = landmarks_to_label_maps(split.landmarks[idx] - offset, args.crop,
+                                             valid=valid) > 0.5
+            hit = out["label_maps"] > 0  # sigmoid(logit) > 0.5
+            v = valid[:, None, None, None]
+            inter += (hit & target & v).sum((0, 2, 3)).double()
+            union += ((hit | target) & v).sum((0, 2, 3)).double()
+
+    for t in (confusion, confusion_tta, loss_sum, inter, union):
+        ctx.all_sum(t)
+    model.train(was_training)
+    pre.train(was_training)
+
+    def summary(conf: torch.Tensor) -> dict[str, Any]:
+        m = conf.view(num_classes, num_classes).cpu()
+        total = int(m.sum())
+        per_class = (m.diag().double() / m.sum(1).clamp_min(1).double()).tolist()
+        return {"acc": float(m.diag().sum()) / max(total, 1), "per_class_acc": per_class,
+                "confusion": m.tolist()}
+
+    n = int(confusion.sum())
+    result: dict[str, Any] = {"n": n, **summary(confusion), "loss": float(loss_sum) / max(n, 1)}
+    if tta:
+        s = summary(confusion_tta)
+        result.update(acc_tta=s["acc"], per_class_acc_tta=s["per_class_acc"],
+                      confusion_tta=s["confusion"])
+    if with_maps:
+        iou = (inter / union.clamp_min(1)).tolist()
+        result.update(iou=dict(zip([g.name for g in PAPER_GROUPS], iou, strict=True)),
+                      iou_mean=sum(iou) / k)
+    return result
+
+
+def autocast(args: argparse.Namespace, device: torch.device) -> contextlib.AbstractContextManager:
+    if not args.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------------------------
+# Logging
+# ----------------------------------------------------------------------------------------------
+
+def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    with open(out / "metrics.jsonl", "w") as f:
+        for rec in history:
+            f.write(json.dumps(rec) + "\n")
+    flat = [{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in r.items()}
+            for r in history]
+    fields: list[str] = []
+    for r in flat:
+        fields += [k for k in r if k not in fields]
+    with open(out / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(flat)
+
+
+def progress(total: int, desc: str, disable: bool) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional
+        disable = True
+    if disable:
+        return contextlib.nullcontext(None)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------
+
+def check_args(args: argparse.Namespace) -> None:
+    data_kind(args.data)  # a missing data path is the first thing to report
+    check_file(args.landmarks, "--landmarks")
+    import timm
+
+    if not timm.is_model(args.backbone):
+        import difflib
+
+        close = difflib.get_close_matches(args.backbone, timm.list_models(), n=5, cutoff=0.6)
+        raise ValueError(f"--backbone {args.backbone!r}: unknown timm model"
+                         + (f"; close matches: {close}" if close else ""))
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1 or args.eval_batch_size < 1:
+        raise ValueError("--batch-size and --eval-batch-size must be >= 1")
+    if args.variants_per_epoch < 1:
+        raise ValueError(f"--variants-per-epoch must be >= 1, got {args.variants_per_epoch}")
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if not 0.0 < args.train_subset <= 1.0:
+        raise ValueError(f"--train-subset must be in (0, 1], got {args.train_subset}")
+    if args.crop > args.image_size:
+        raise ValueError(f"--crop {args.crop} is larger than --image-size {args.image_size}")
+    if args.label_maps and args.data != "synthetic" and args.landmarks is None:
+        raise ValueError(
+            f"--label-maps {args.label_maps} needs landmarks: pass --landmarks FILE (make one with "
+            f"`python -m mtl_heads annotate {args.data}`), or train the baseline with "
+            "--label-maps 0"
+        )
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    check_args(args)
+    ctx, device = setup_distributed(args.device)
+    try:
+        return _train(args, ctx, device)
+    finally:
+        if ctx.enabled:
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[str, Any]:
+    if args.workers:
+        torch.set_num_threads(args.workers)
+    out = Path(args.output)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+    ctx.barrier()
+    log = print if ctx.main else (lambda *a, **k: None)
+
+    # data set -> whole tensors on the device
+    data = load_data(args)
+    if args.label_maps and data.train.landmarks is None:
+        raise ValueError(f"--label-maps {args.label_maps}: {args.data} has no landmarks")
+    if args.batch_size > len(data.train):
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
+                         f"({len(data.train)} images)")
+    if args.batch_size < ctx.world:
+        raise ValueError(f"--batch-size {args.batch_size} is smaller than the number of "
+                         f"processes ({ctx.world})")
+    train_set = data.train.to(device)
+    val_set = None if data.val is None else data.val.to(device)
+    num_classes = len(data.classes)
+    in_chans = train_set.images.shape[1]
+    if train_set.images.shape[-1] != args.image_size:
+        raise ValueError(f"--image-size {args.image_size} but the images are "
+                         f"{tuple(train_set.images.shape[-2:])}")
+
+    # preprocessing fitted on the training images (deterministic: refitted identically on resume)
+    pre = PaperPreprocessing(channels=in_chans, size=args.image_size, crop=args.crop).to(device)
+    pre.fit(torch.split(train_set.images, 4096))
+    aug = build_augmentation(args)
+    model = build_model(args, in_chans, num_classes).to(device)
+    if args.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = mtl_heads.MaskedMultiTaskLoss(
+        args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing, validate=False,
+    ).to(device)
+    trainable = nn.ModuleList([model, loss_fn])
+    optimizer = create_optimizer_v2(
+        param_groups(trainable, args.weight_decay, args.head_lr_scale), opt=args.optimizer,
+        lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum)
+    steps_per_epoch = len(epoch_batches(len(train_set), args, 0))
+    scheduler = build_scheduler(args, optimizer, steps_per_epoch)
+    if scheduler is None:  # timm's schedulers apply lr_scale themselves
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * group["lr_scale"]
+    ddp_model = model
+    if ctx.enabled:
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "history": [],
+                             "accum": None, "best_acc": None, "best_epoch": None, "bad_epochs": 0}
+    if args.resume is not None:
+        path = out / CHECKPOINT if args.resume == "auto" else Path(args.resume)
+        if args.resume == "auto" and not path.is_file():
+            log(f"--resume: no checkpoint in {out} yet, starting from scratch")
+        else:
+            state = load_checkpoint(path, model, pre, loss_fn, optimizer)
+            saved = state["args"]
+            changed = {k: (saved.get(k), v) for k, v in vars(args).items()
+                       if k not in RESUMABLE and saved.get(k) != v}
+            if changed:
+                raise ValueError(f"--resume {path}: the run was started with other options "
+                                 f"(saved, now): {changed}")
+            log(f"resumed from {path} at epoch {state['epoch']} step {state['step']}")
+    state["args"] = vars(args)
+    if ctx.main:
+        (out / "args.json").write_text(json.dumps(vars(args), indent=2))
+    log(f"data: {data.description}: train {len(train_set)}, val "
+        f"{0 if val_set is None else len(val_set)}, "
+        + ", ".join(f"{k} {len(v)}" for k, v in data.tests.items()))
+    log(f"model: {args.backbone}, label maps {args.label_maps}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, device {device}, "
+        f"{ctx.world} process(es)")
+
+    def checkpoint(epoch: int, step: int, accum: Any) -> None:
+        # Rank 0's minibatch statistics are the run's (each process tracks its own shard).
+        if ctx.enabled:
+            for buf in pre.minibatch.buffers():
+                dist.broadcast(buf, 0)
+        state.update(epoch=epoch, step=step, accum=accum)
+        if ctx.main:
+            save_checkpoint(out / CHECKPOINT, model, pre, loss_fn, optimizer, state)
+        ctx.barrier()
+
+    disable_bar = args.quiet or not sys.stderr.isatty() or not ctx.main
+    stop = False
+    with_maps = args.label_maps > 0  # draw label maps (the baseline never needs them)
+    for epoch in range(state["epoch"], args.epochs):
+        batches = epoch_batches(len(train_set), args, epoch)
+        accum = state["accum"] or {"loss": 0.0, "ce": 0.0, "label_maps": 0.0, "correct": 0,
+                                   "samples": 0, "valid_maps": 0, "time": 0.0}
+        start_step = state["step"]
+        state["accum"], state["step"] = None, 0
+        model.train()
+        pre.train()
+        tic = time.perf_counter()
+        with progress(len(batches), f"epoch {epoch + 1}/{args.epochs}", disable_bar) as bar:
+            if bar is not None:
+                bar.update(start_step)
+            for step in range(start_step, len(batches)):
+                rows_global = batches[step]
+                # Augmentation parameters are drawn for the global batch and sliced, so each
+                # sample is augmented the same way whatever the number of processes.
+                params = aug.generate_parameters(
+                    len(rows_global), generator(args.seed, STREAM_AUGMENT, epoch, step))
+                params = {k: v[ctx.rank::ctx.world] for k, v in params.items()}
+                rows = rows_global[ctx.rank::ctx.world].to(device)
+                labels = train_set.labels[rows]
+
+                x = pre.standardize(train_set.images[rows].float())
+                if with_maps:
+                    x, lm = aug(x, train_set.landmarks[rows], params=params)
+                else:
+                    x = aug(x, params=params)
+                x = pre.normalize_batch(x)
+                targets: dict[str, torch.Tensor] = {"labels": labels}
+                if with_maps:
+                    valid = train_set.valid[rows]
+                    targets["label_maps"] = landmarks_to_label_maps(
+                        lm, args.crop, valid=valid,
+                        thickness_scale=params["scale"].to(device=device, dtype=lm.dtype))
+                    targets["label_map_valid"] = valid
+                if args.channels_last and device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+
+                torch.manual_seed(derive_seed(args.seed, STREAM_DROPOUT, epoch, step, ctx.rank))
+                with autocast(args, device):
+                    outputs = ddp_model(x)
+                outputs = {k: v.float() for k, v in outputs.items()}
+                loss = loss_fn(outputs, targets)
+                # DDP averages gradients over processes; weigh each by its share of the global
+                # batch so the update equals the single-process one for uneven shards too.
+                n_local = len(rows)
+                (loss * (n_local * ctx.world / len(rows_global))).backward()
+
+                terms = loss_fn.last_terms
+                stats = torch.stack([
+                    loss.detach().double() * n_local,
+                    terms["ce"].double() * n_local,
+                    terms.get("label_maps", torch.zeros((), device=device)).double() * n_local,
+                    (outputs["logits"].argmax(1) == labels).sum().double(),
+                    torch.tensor(float(n_local), dtype=torch.float64, device=device),
+                    terms.get("num_valid", torch.zeros((), device=device)).double(),
+                    (~torch.isfinite(loss.detach())).double(),
+                ])
+                ctx.all_sum(stats)
+                if stats[6] > 0:
+                    raise TrainingError(
+                        f"loss is not finite at epoch {epoch + 1}, step {step + 1} (global step "
+                        f"{state['global_step'] + 1}): lower --lr or check the data. The last good "
+                        f"checkpoint is kept in {out / CHECKPOINT}"
+                        + ("" if (out / CHECKPOINT).exists() else " (none written yet)"))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["global_step"] += 1
+                if scheduler is not None:
+                    scheduler.step_update(state["global_step"])
+                s = stats.tolist()
+                accum["loss"] += s[0]
+                accum["ce"] += s[1]
+                accum["label_maps"] += s[2]
+                accum["correct"] += int(s[3])
+                accum["samples"] += int(s[4])
+                accum["valid_maps"] += int(s[5])
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{accum['loss'] / accum['samples']:.3f}",
+                                    acc=f"{accum['correct'] / accum['samples']:.3f}")
+                last = step + 1 == len(batches)
+                if (args.checkpoint_every and state["global_step"] % args.checkpoint_every == 0
+                        and not last):
+                    accum["time"] += time.perf_counter() - tic
+                    tic = time.perf_counter()
+                    checkpoint(epoch, step + 1, accum)
+                if args.stop_after_steps and state["global_step"] >= args.stop_after_steps:
+                    log(f"stopping after {state['global_step']} steps (--stop-after-steps), as if "
+                        "killed; resume with --resume")
+                    sys.stdout.flush()
+                    os._exit(0)
+
+        accum["time"] += time.perf_counter() - tic
+        n = max(accum["samples"], 1)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": accum["loss"] / n,
+            "train_ce": accum["ce"] / n,
+            "train_label_maps": accum["label_maps"] / n if args.label_maps else None,
+            "train_acc": accum["correct"] / n,
+            "train_valid_maps": accum["valid_maps"] if args.label_maps else None,
+            "samples": accum["samples"],
+            "epoch_time": accum["time"],
+            "samples_per_s": accum["samples"] / max(accum["time"], 1e-9),
+        }
+        if ctx.enabled:
+            for buf in pre.minibatch.buffers():
+                dist.broadcast(buf, 0)
+        if val_set is not None:
+            v = evaluate(model, pre, val_set, args, num_classes, ctx)
+            record.update(val_acc=v["acc"], val_loss=v["loss"],
+                          val_per_class_acc=v["per_class_acc"])
+            if "iou" in v:
+                record.update(val_iou=v["iou"], val_iou_mean=v["iou_mean"])
+            if state["best_acc"] is None or v["acc"] > state["best_acc"]:
+                state.update(best_acc=v["acc"], best_epoch=epoch + 1, bad_epochs=0)
+                if ctx.main:
+                    save_checkpoint(out / BEST, model, pre, loss_fn, None,
+                                    {"epoch": epoch + 1, "val_acc": v["acc"]})
+            else:
+                state["bad_epochs"] += 1
+            stop = bool(args.early_stop) and state["bad_epochs"] >= args.early_stop
+        state["history"].append(record)
+        if ctx.main:
+            write_metrics(out, state["history"])
+            msg = (f"epoch {epoch + 1}/{args.epochs}: loss {record['train_loss']:.4f} train acc "
+                   f"{record['train_acc']:.4f}")
+            if val_set is not None:
+                msg += f" val acc {record['val_acc']:.4f}"
+                if "val_iou_mean" in record:
+                    msg += f" val IoU {record['val_iou_mean']:.3f}"
+            msg += f" ({record['epoch_time']:.1f} s, {record['samples_per_s']:.0f} samples/s)"
+            log(msg)
+        checkpoint(epoch + 1, 0, None)
+        if stop:
+            log(f"early stop: no better validation accuracy for {args.early_stop} epochs")
+            break
+
+    # final evaluation on the selected weights (best validation epoch, else the last)
+    final: dict[str, Any] = {"data": data.description, "classes": data.classes,
+                             "world_size": ctx.world, "device": str(device),
+                             "epochs_run": len(state["history"]),
+                             "samples_seen": sum(r["samples"] for r in state["history"]),
+                             "train_time_s": sum(r["epoch_time"] for r in state["history"])}
+    if val_set is not None and (out / BEST).is_file():
+        ctx.barrier()
+        load_checkpoint(out / BEST, model, pre, loss_fn, None)
+        final["selected"] = {"by": "best validation accuracy", "epoch": state["best_epoch"]}
+    else:
+        final["selected"] = {"by": "last epoch", "epoch": len(state["history"])}
+    if val_set is not None:
+        final["val"] = evaluate(model, pre, val_set, args, num_classes, ctx, tta=args.tta)
+    final["test"] = {name: evaluate(model, pre, split.to(device), args, num_classes, ctx,
+                                    tta=args.tta)
+                     for name, split in data.tests.items()}
+    if ctx.main:
+        pre.save(out / "preprocessing.safetensors")
+        from safetensors.torch import save_file
+
+        # The shipped classifier: the plain timm model, head discarded (no inference cost).
+        save_file({k: v.detach().cpu().contiguous()
+                   for k, v in model.deploy().state_dict().items()},
+                  str(out / "deploy.safetensors"))
+        (out / "final.json").write_text(json.dumps(final, indent=2))
+        for name, res in [("val", final.get("val"))] + list(final["test"].items()):
+            if res is None:
+                continue
+            line = f"{name}: accuracy {res['acc']:.4f}"
+            if "acc_tta" in res:
+                line += f", 10-crop {res['acc_tta']:.4f}"
+            if "iou_mean" in res:
+                line += f", label-map IoU {res['iou_mean']:.3f}"
+            log(line + f" ({res['n']} images)")
+        log(f"outputs written to {out.resolve()}")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        train(args)
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""examples/fer2013.py and examples/tfd.py end to end on tiny files of the real layouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--", "--batch-size", "8", "--eval-batch-size", "64", "--checkpoint-every", "0"]
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.slow
+def test_tfd_table_on_a_generated_mat(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    from mtl_heads.datasets import SyntheticFaces, image_fingerprint, save_landmarks
+
+    n = 50
+    faces = SyntheticFaces(n, seed=7)
+    # TFD layout: labs_ex 1..7 (-1 unlabelled), folds N x 5 with 0 unlabelled/1 train/2 valid/3 test
+    labs = faces.labels + 1
+    labs[-5:] = -1
+    folds = np.zeros((n, 5), np.int64)
+    for f in range(5):
+        order = np.roll(np.arange(n - 5), 9 * f)
+        folds[order[:30], f], folds[order[30:37], f], folds[order[37:], f] = 1, 2, 3
+    mat = tmp_path / "TFD_48x48.mat"
+    scipy_io.savemat(mat, {"images": faces.images, "labs_ex": labs[:, None],
+                           "labs_id": np.arange(n)[:, None], "folds": folds})
+    lm = tmp_path / "tfd_landmarks.npz"
+    save_landmarks(lm, faces.landmarks, faces.landmarks_valid,
+                   fingerprint=image_fingerprint(faces.images), source="test")
+
+    out = tmp_path / "tfd"
+    res = run("tfd.py", "--data", str(mat), "--landmarks", str(lm), "--folds", "0", "1",
+              "--epochs", "1", "--variants", "2", "--output", str(out), "--quiet", *FAST)
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["accuracy"]) == {"valid", "test"}
+    assert all(len(v) == 2 for split in results["accuracy"].values() for v in split.values())
+    table = (out / "table.md").read_text()
+    assert "| valid |" in table and "85.72 ± 1.28" in table and "(n=2)" in table
+    final = json.loads((out / "fer_convnet" / "fold1" / "multitask" / "final.json").read_text())
+    assert final["val"]["n"] == 7 and final["test"]["test"]["n"] == 8
+    assert final["samples_seen"] == 60  # 30 train images x 2 variants x 1 epoch
+    # a rerun reuses the finished runs
+    again = run("tfd.py", "--data", str(mat), "--landmarks", str(lm), "--folds", "0", "1",
+                "--epochs", "1", "--variants", "2", "--output", str(out), "--quiet", *FAST)
+    assert again.returncode == 0 and again.stdout.count("reusing") == 4
+
+
+@pytest.mark.slow
+def test_fer2013_table_on_a_tiny_csv(tmp_path):
+    from mtl_heads.datasets import SyntheticFaces, image_fingerprint, save_landmarks
+
+    faces = SyntheticFaces(70, seed=3)
+    usage = ["Training"] * 50 + ["PublicTest"] * 10 + ["PrivateTest"] * 10
+    csv = tmp_path / "fer2013.csv"
+    with open(csv, "w") as f:
+        f.write("emotion,pixels,Usage\n")
+        for img, label, use in zip(faces.images, faces.labels, usage, strict=True):
+            f.write(f"{label},{' '.join(map(str, img.ravel().tolist()))},{use}\n")
+    lm = tmp_path / "lm.npz"
+    save_landmarks(lm, faces.landmarks, faces.landmarks_valid,
+                   fingerprint=image_fingerprint(faces.images), source="test")
+    out = tmp_path / "table1"
+    res = run("fer2013.py", "--data", str(csv), "--landmarks", str(lm), "--cells", "none",
+              "--epochs", "1", "--output", str(out), "--quiet", *FAST)
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = (out / "table.md").read_text()
+    for heading in ("## PublicTest", "## PrivateTest", "## PublicTest + PrivateTest"):
+        assert heading in table
+    assert "63.71 ± 0.63" in table  # the paper's row beside ours
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["table"]["test"]["none"]) == {"baseline", "multitask", "gain"}
+    assert (out / "curves_none.png").stat().st_size > 0
+    assert (out / "label_maps.png").stat().st_size > 0

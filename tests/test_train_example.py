@@ -1,0 +1,241 @@
+"""End-to-end tests of examples/train.py on tiny SyntheticFaces runs (a few seconds each)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "examples" / "train.py"
+TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "64",
+        "--batch-size", "32", "--eval-batch-size", "64", "--quiet"]
+TIMING = ("epoch_time", "samples_per_s", "train_time_s")
+
+
+def load_train_module():
+    if "train_example" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("train_example", TRAIN)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["train_example"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["train_example"]
+
+
+def run(*args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = (launcher or [sys.executable]) + [str(TRAIN), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def without_timing(obj):
+    if isinstance(obj, dict):
+        return {k: without_timing(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [without_timing(v) for v in obj]
+    return obj
+
+
+def tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def write_fer_csv(path: Path, images: np.ndarray, labels: np.ndarray, usage: list[str]) -> None:
+    with open(path, "w") as f:
+        f.write("emotion,pixels,Usage\n")
+        for img, label, use in zip(images, labels, usage, strict=True):
+            f.write(f"{label},{' '.join(map(str, img.ravel().tolist()))},{use}\n")
+
+
+@pytest.fixture(scope="module")
+def tiny_fer(tmp_path_factory):
+    """A fer2013.csv of 60 synthetic faces and its landmark file, plus a file for other images."""
+    from mtl_heads.datasets import SyntheticFaces, image_fingerprint, save_landmarks
+
+    root = tmp_path_factory.mktemp("fer")
+    faces = SyntheticFaces(60, seed=3)
+    usage = ["Training"] * 40 + ["PublicTest"] * 10 + ["PrivateTest"] * 10
+    write_fer_csv(root / "fer2013.csv", faces.images, faces.labels, usage)
+    save_landmarks(root / "landmarks.npz", faces.landmarks, faces.landmarks_valid,
+                   fingerprint=image_fingerprint(faces.images), source="test")
+    other = SyntheticFaces(60, seed=4)
+    save_landmarks(root / "other.npz", other.landmarks, other.landmarks_valid,
+                   fingerprint=image_fingerprint(other.images), source="other images")
+    return root
+
+
+@pytest.mark.slow
+def test_end_to_end_multitask(tmp_path):
+    out = tmp_path / "mt"
+    res = run(*TINY, "--label-maps", "3", "--epochs", "4", "--lr", "0.05", "--drop-rate", "0",
+              "--tta", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    history = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert (out / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+    final = json.loads((out / "final.json").read_text())
+    test = final["test"]["test"]
+    assert test["n"] == 64 and sum(map(sum, test["confusion"])) == 64
+    assert 0.0 <= test["acc"] <= 1.0 and 0.0 <= test["acc_tta"] <= 1.0
+    assert set(test["iou"]) == {"left_brow", "right_brow", "mouth"}
+    assert final["samples_seen"] == 4 * history[0]["samples"]
+    assert "outputs written to" in res.stdout
+    # the shipped classifier is a plain timm fer_convnet checkpoint
+    import timm
+
+    import mtl_heads  # noqa: F401
+
+    plain = timm.create_model("fer_convnet", num_classes=7)
+    plain.load_state_dict(tensors(out / "deploy.safetensors"))
+
+
+@pytest.mark.slow
+def test_baseline_on_fer2013_csv(tmp_path, tiny_fer):
+    out = tmp_path / "fer"
+    res = run("--data", str(tiny_fer / "fer2013.csv"), "--label-maps", "0", "--epochs", "1",
+              "--batch-size", "8", "--val-fraction", "0.2", "--quiet", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    final = json.loads((out / "final.json").read_text())
+    assert {k: v["n"] for k, v in final["test"].items()} == {
+        "PublicTest": 10, "PrivateTest": 10, "test": 20}
+    assert final["val"]["n"] == 8 and final["samples_seen"] == 32
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    # 160 faces -> 144 train (10 % validation) -> 5 steps of ~29 per epoch; checkpoints every 2.
+    common = [*TINY, "--label-maps", "3", "--epochs", "2", "--checkpoint-every", "2",
+              "--seed", "5"]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert run(*common, "--output", str(full)).returncode == 0
+    res = run(*common, "--output", str(killed), "--stop-after-steps", "3")
+    assert res.returncode == 0 and "stopping after 3 steps" in res.stdout
+    assert not (killed / "final.json").exists()
+    res = run(*common, "--output", str(killed), "--resume")
+    assert res.returncode == 0, res.stderr
+    assert "resumed from" in res.stdout and "epoch 0 step 2" in res.stdout
+
+    for name in ("deploy.safetensors", "best.safetensors", "last.safetensors"):
+        a, b = tensors(full / name), tensors(killed / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    assert without_timing(read_jsonl(full / "metrics.jsonl")) == without_timing(
+        read_jsonl(killed / "metrics.jsonl"))
+    assert without_timing(json.loads((full / "final.json").read_text())) == without_timing(
+        json.loads((killed / "final.json").read_text()))
+
+
+@pytest.mark.slow
+def test_resume_rejects_other_options(tmp_path):
+    out = tmp_path / "run"
+    assert run(*TINY, "--label-maps", "0", "--epochs", "1", "--output", str(out)).returncode == 0
+    res = run(*TINY, "--label-maps", "0", "--epochs", "1", "--lr", "0.5", "--output", str(out),
+              "--resume")
+    assert res.returncode == 2 and "other options" in res.stderr and "'lr'" in res.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_sees_each_sample_once(tmp_path):
+    common = [*TINY, "--label-maps", "3", "--epochs", "2", "--batch-size", "30"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run(*common, "--output", str(one)).returncode == 0
+    res = run(*common, "--output", str(two), launcher=[
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    assert res.returncode == 0, res.stderr
+    f1, f2 = (json.loads((d / "final.json").read_text()) for d in (one, two))
+    assert f2["world_size"] == 2 and f1["world_size"] == 1
+    # every training sample once per epoch, over both processes together
+    h1, h2 = read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")
+    assert [r["samples"] for r in h2] == [r["samples"] for r in h1] == [144, 144]
+    # evaluation counts are summed over the processes' shards
+    assert f2["val"]["n"] == f1["val"]["n"] == 16
+    assert f2["test"]["test"]["n"] == 64 and sum(map(sum, f2["test"]["test"]["confusion"])) == 64
+    # the same data, augmentation and initial weights: the first epoch's loss agrees closely
+    # (not bit for bit: dropout masks and minibatch statistics are per process)
+    assert h2[0]["train_ce"] == pytest.approx(h1[0]["train_ce"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+    out = tmp_path / "nan"
+    res = run(*TINY, "--label-maps", "0", "--epochs", "2", "--lr", "1e30",
+              "--checkpoint-every", "1", "--output", str(out))
+    assert res.returncode == 3
+    assert "loss is not finite at epoch 1, step" in res.stderr
+    assert not (out / "final.json").exists()
+    if (out / "last.safetensors").exists():  # the last good checkpoint is kept, and loads
+        assert all(torch.isfinite(t).all() for t in tensors(out / "last.safetensors").values()
+                   if t.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--data", "no/such/fer2013.csv"], "no such file or folder"),
+        (["--backbone", "resnet_18"], "unknown timm model"),
+        (["--batch-size", "1000"], "larger than the training set"),
+        (["--landmarks", "no/such.npz"], "--landmarks no/such.npz: no such file"),
+    ],
+)
+def test_bad_input_errors(tmp_path, capsys, extra, message):
+    train = load_train_module()
+    args = ["--data", "synthetic", "--synthetic-train", "64", "--synthetic-test", "16",
+            "--epochs", "1", "--quiet", "--output", str(tmp_path / "out"), *extra]
+    assert train.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_label_maps_need_landmarks(tmp_path, capsys, tiny_fer):
+    train = load_train_module()
+    args = ["--data", str(tiny_fer / "fer2013.csv"), "--label-maps", "3", "--output",
+            str(tmp_path / "out")]
+    assert train.main(args) == 2
+    assert "--label-maps 3 needs landmarks" in capsys.readouterr().err
+
+
+def test_landmark_file_of_another_data_set(tmp_path, capsys, tiny_fer):
+    train = load_train_module()
+    args = ["--data", str(tiny_fer / "fer2013.csv"), "--landmarks", str(tiny_fer / "other.npz"),
+            "--output", str(tmp_path / "out")]
+    assert train.main(args) == 2
+    assert "does not match the data source" in capsys.readouterr().err
+
+
+def test_validation_split_keeps_duplicates_together():
+    train = load_train_module()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 4, 4), dtype=np.uint8)
+    images[10:20] = images[0]  # one group of 11 identical images
+    tr, va = train.group_split(images, 0.3, seed=1)
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 50
+    group = np.r_[0, 10:20]
+    assert np.isin(group, tr).all() or np.isin(group, va).all()
+
+
+def test_epoch_batches_cover_each_sample_once_per_variant():
+    train = load_train_module()
+    args = train.build_parser().parse_args(
+        ["--data", "synthetic", "--output", "x", "--batch-size", "32", "--variants-per-epoch", "3"])
+    batches = train.epoch_batches(100, args, epoch=2)
+    counts = torch.bincount(torch.cat(batches), minlength=100)
+    assert (counts == 3).all()
+    sizes = [len(b) for b in batches]
+    assert len(batches) == 10 and max(sizes) - min(sizes) <= 1
+    again = train.epoch_batches(100, args, epoch=2)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+    assert not torch.equal(torch.cat(batches), torch.cat(train.epoch_batches(100, args, epoch=3)))
