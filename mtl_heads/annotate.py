@@ -33,7 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from .datasets.landmark_file import LandmarkFile, image_fingerprint, save_landmarks
+from .datasets.landmark_file import (
+    LandmarkFile,
+    image_fingerprint,
+    load_landmarks,
+    save_landmarks,
+)
 
 __all__ = [
     "FaceLandmarkDetector",
@@ -426,18 +431,7 @@ def annotate_images(
         scores=merged["scores"],
     )
     shutil.rmtree(parts)
-    return LandmarkFile(
-        landmarks=merged["landmarks"],
-        valid=merged["valid"],
-        fingerprint=fingerprint,
-        source=source,
-        detector=FaceLandmarkDetector.name,
-        detector_version=f"dlib {manifest['version']}",
-        settings=manifest["settings"],
-        passes=merged["passes"],
-        scores=merged["scores"],
-        path=output,
-    )
+    return load_landmarks(output, fingerprint=fingerprint, num_images=n)
 
 
 def coverage_report(

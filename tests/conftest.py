@@ -7,7 +7,9 @@ import pytest
 import torch
 
 # The real FER2013 copy lives beside the checkout; it is never part of the project.
-SHARED_DATA = Path(os.environ.get("MTL_HEADS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("MTL_HEADS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 FER2013_NPZ = SHARED_DATA / "fer2013.npz"
 
 
