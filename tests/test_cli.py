@@ -25,6 +25,11 @@ def _csv(path: Path, n: int = 5) -> Path:
     return path
 
 
+def _annotate(csv: Path, out: Path, *extra: str) -> int:
+    """Run the annotate subcommand in this process, one worker, no progress bar."""
+    return main(["annotate", str(csv), "-o", str(out), "--workers", "1", "--no-progress", *extra])
+
+
 def test_parser_defaults() -> None:
     args = build_parser().parse_args(["annotate", "x.csv", "-o", "y.npz"])
     assert (args.upsample, args.second_threshold, args.size, args.workers) == (4, -0.5, 48, None)
@@ -33,22 +38,7 @@ def test_parser_defaults() -> None:
 def test_annotate_csv_end_to_end(tmp_path, capsys) -> None:
     csv = _csv(tmp_path / "fer2013.csv")
     out = tmp_path / "lm.npz"
-    assert (
-        main(
-            [
-                "annotate",
-                str(csv),
-                "-o",
-                str(out),
-                "--workers",
-                "1",
-                "--no-progress",
-                "--upsample",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert _annotate(csv, out, "--upsample", "2") == 0
     text = capsys.readouterr().out
     assert "split=Training" in text and "split=PublicTest" in text and "wrote" in text
     ds = FER2013(csv, split="PublicTest", landmarks=out)  # one file serves every split
@@ -58,23 +48,7 @@ def test_annotate_csv_end_to_end(tmp_path, capsys) -> None:
 def test_limit_and_errors(tmp_path, capsys) -> None:
     csv = _csv(tmp_path / "fer2013.csv")
     out = tmp_path / "lm.npz"
-    assert (
-        main(
-            [
-                "annotate",
-                str(csv),
-                "-o",
-                str(out),
-                "--workers",
-                "1",
-                "--no-progress",
-                "--limit",
-                "2",
-                "--no-second-pass",
-            ]
-        )
-        == 0
-    )
+    assert _annotate(csv, out, "--limit", "2", "--no-second-pass") == 0
     assert np.load(out)["valid"].shape == (2,)
     with pytest.raises(ValueError, match="has 2 images but the data source has 5"):
         FER2013(csv, landmarks=out)
