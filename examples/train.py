@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate multiplier of the label-map head. The paper's loss averages "
                         "the BCE over all K*H*W units, so each unit of the linear head gets "
                         "1/(K*H*W) of a classifier unit's gradient")
+    m.add_argument("--head-init", default="default", choices=["default", "prior"],
+                   help="prior: start the label-map head's bias at logit(mean training map), so "
+                        "it starts from the background/foreground prior instead of p = 0.5")
     m.add_argument("--drop-rate", type=float, default=0.5, help="dropout before the classifier")
     m.add_argument("--label-smoothing", type=float, default=0.0)
 
@@ -414,6 +417,17 @@ def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn
                                   **kwargs)
 
 
+def label_map_prior(split: Split, args: argparse.Namespace) -> torch.Tensor:
+    """Mean centre-crop label map ``(K, crop, crop)`` over the training images with landmarks."""
+    rows = split.valid.nonzero().flatten()
+    if len(rows) == 0:
+        raise ValueError("--head-init prior: no training image has landmarks")
+    offset = (args.image_size - args.crop) // 2
+    total = sum(landmarks_to_label_maps(split.landmarks[idx] - offset, args.crop).sum(0)
+                for idx in torch.split(rows, 4096))
+    return total / len(rows)
+
+
 def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer,
                     steps_per_epoch: int) -> Any:
     if args.sched == "none":
@@ -704,6 +718,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     pre.fit(torch.split(train_set.images, 4096))
     aug = build_augmentation(args)
     model = build_model(args, in_chans, num_classes).to(device)
+    if args.head_init == "prior" and args.label_maps:
+        model.label_map_head.init_prior(label_map_prior(train_set, args))
     if args.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = mtl_heads.MaskedMultiTaskLoss(

@@ -133,6 +133,62 @@ class LabelMapHead(nn.Module):
         """A decoder over maps with ``in_channels`` channels, upsampled to the input size."""
         return cls(num_maps, kind="spatial", in_channels=in_channels, channels=channels)
 
+    @torch.no_grad()
+    def init_prior(self, prior: torch.Tensor, eps: float = 1e-3) -> LabelMapHead:
+        """Start from the data's pixel prior: set the output bias to ``logit(prior)``.
+
+        With the default initialisation every unit starts at p = 0.5 (loss ln 2), and each of the
+        linear head's K*H*W units gets 1/(K*H*W) of the per-image gradient, so at the classifier's
+        learning rate it takes thousands of steps just to learn that most pixels are background.
+        Starting from the prior (the mean target map, RetinaNet's "prior probability" bias
+        initialisation applied per pixel) leaves the head only the face-specific part to learn.
+
+        Args:
+            prior: mean target map ``(K, H, W)`` in [0, 1] (the linear head uses it per pixel; it
+                must match ``img_size``), or ``(K,)`` per-map foreground rates. The spatial head's
+                bias is one scalar per map, so it takes the per-map mean of a ``(K, H, W)`` prior.
+            eps: the prior is clamped to ``[eps, 1 - eps]`` so that no logit is infinite.
+
+        Returns:
+            The head itself.
+
+        Examples:
+            >>> head = LabelMapHead.linear(8, num_maps=3, img_size=4)
+            >>> prior = torch.full((3, 4, 4), 0.1)
+            >>> round(torch.sigmoid(head.init_prior(prior).fc.bias).mean().item(), 4)
+            0.1
+            >>> head.init_prior(torch.full((3, 5, 5), 0.1))
+            Traceback (most recent call last):
+              ...
+            ValueError: prior must be (K,) = (3,) or (K, H, W) = (3, 4, 4), got (3, 5, 5)
+        """
+        if not isinstance(prior, torch.Tensor):
+            raise TypeError(f"prior must be a tensor, got {type(prior).__name__}")
+        k = self.num_maps
+        per_pixel = prior.ndim == 3 and prior.shape[0] == k
+        if self.kind == "linear":
+            per_pixel = per_pixel and tuple(prior.shape[1:]) == self.img_size
+        if not (per_pixel or tuple(prior.shape) == (k,)):
+            hw = "H, W" if self.kind == "spatial" else ", ".join(map(str, self.img_size))
+            raise ValueError(
+                f"prior must be (K,) = ({k},) or (K, H, W) = ({k}, {hw}), got {tuple(prior.shape)}"
+            )
+        if torch.isnan(prior).any() or ((prior < 0) | (prior > 1)).any():
+            raise ValueError(
+                f"prior must hold probabilities in [0, 1], got range "
+                f"[{prior.min().item():.4g}, {prior.max().item():.4g}]"
+            )
+        p = prior.detach().double().clamp(eps, 1 - eps)
+        if self.kind == "linear":
+            if p.ndim == 1:
+                p = p[:, None, None].expand(k, *self.img_size)
+            self.fc.bias.copy_(torch.logit(p).reshape(-1))
+        else:
+            if p.ndim == 3:
+                p = p.mean((1, 2))
+            self.classifier.bias.copy_(torch.logit(p))
+        return self
+
     def forward(
         self, features: torch.Tensor | Sequence[torch.Tensor], size: Sequence[int] | None = None
     ) -> torch.Tensor:

@@ -85,3 +85,32 @@ def test_constructor_errors() -> None:
         LabelMapHead.spatial([], num_maps=3)
     with pytest.raises(ValueError, match="img_size must be an int or an \\(H, W\\) pair"):
         LabelMapHead.linear(8, num_maps=3, img_size=(4, 4, 4))
+
+
+def test_init_prior_linear_is_per_pixel() -> None:
+    torch.manual_seed(0)
+    head = LabelMapHead.linear(16, num_maps=2, img_size=(3, 4))
+    prior = torch.rand(2, 3, 4) * 0.9 + 0.05
+    head.init_prior(prior)
+    # a zero feature vector predicts exactly the prior, pixel by pixel, in the maps' layout
+    torch.testing.assert_close(torch.sigmoid(head(torch.zeros(1, 16)))[0], prior)
+    head.init_prior(torch.tensor([0.0, 1.0]))  # per-map rates; 0 and 1 are clamped, not inf
+    assert torch.isfinite(head.fc.bias).all()
+    assert (head.fc.bias[:12] < 0).all() and (head.fc.bias[12:] > 0).all()
+
+
+def test_init_prior_spatial_takes_the_per_map_mean() -> None:
+    head = LabelMapHead.spatial([8], num_maps=3, channels=8)
+    prior = torch.stack([torch.full((5, 5), p) for p in (0.1, 0.2, 0.5)])
+    head.init_prior(prior)
+    torch.testing.assert_close(torch.sigmoid(head.classifier.bias), torch.tensor([0.1, 0.2, 0.5]))
+
+
+def test_init_prior_errors() -> None:
+    head = LabelMapHead.linear(16, num_maps=2, img_size=4)
+    with pytest.raises(ValueError, match=r"\(K,\) = \(2,\) or \(K, H, W\) = \(2, 4, 4\)"):
+        head.init_prior(torch.full((3,), 0.1))
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        head.init_prior(torch.full((2, 4, 4), 1.5))
+    with pytest.raises(TypeError, match="tensor"):
+        head.init_prior([0.1, 0.2])
