@@ -534,9 +534,14 @@ def load_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Mo
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
-             num_classes: int, ctx: Dist, tta: bool = False) -> dict[str, Any]:
+             num_classes: int, ctx: Dist, tta: bool = False,
+             prior: torch.Tensor | None = None) -> dict[str, Any]:
     """Accuracy (centre crop, optionally 10-crop TTA), per-class accuracy, confusion matrix, CE
-    loss and, for multi-task models on data with landmarks, per-channel IoU at p > 0.5."""
+    loss and, for multi-task models on data with landmarks, per-channel IoU at p > 0.5.
+
+    With ``prior`` (the mean training map, :func:`label_map_prior`) it also reports
+    ``iou_prior``: the IoU of that one fixed map thresholded at 0.5, i.e. what a predictor that
+    ignores the face scores. A head is only localising brows and mouth where it beats this."""
     was_training = model.training
     model.eval()
     pre.eval()
@@ -548,6 +553,8 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     k = len(PAPER_GROUPS)
     inter = torch.zeros(k, dtype=torch.float64, device=device)
     union = torch.zeros(k, dtype=torch.float64, device=device)
+    inter_prior = torch.zeros_like(inter)
+    union_prior = torch.zeros_like(union)
     with_maps = args.label_maps > 0 and split.landmarks is not None
     offset = (args.image_size - args.crop) // 2
 
@@ -580,8 +587,12 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
             v = valid[:, None, None, None]
             inter += (hit & target & v).sum((0, 2, 3)).double()
             union += ((hit | target) & v).sum((0, 2, 3)).double()
+            if prior is not None:
+                hit = (prior > 0.5)[None]
+                inter_prior += (hit & target & v).sum((0, 2, 3)).double()
+                union_prior += ((hit | target) & v).sum((0, 2, 3)).double()
 
-    for t in (confusion, confusion_tta, loss_sum, inter, union):
+    for t in (confusion, confusion_tta, loss_sum, inter, union, inter_prior, union_prior):
         ctx.all_sum(t)
     model.train(was_training)
     pre.train(was_training)
@@ -600,9 +611,13 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
         result.update(acc_tta=s["acc"], per_class_acc_tta=s["per_class_acc"],
                       confusion_tta=s["confusion"])
     if with_maps:
+        names = [g.name for g in PAPER_GROUPS]
         iou = (inter / union.clamp_min(1)).tolist()
-        result.update(iou=dict(zip([g.name for g in PAPER_GROUPS], iou, strict=True)),
-                      iou_mean=sum(iou) / k)
+        result.update(iou=dict(zip(names, iou, strict=True)), iou_mean=sum(iou) / k)
+        if prior is not None:
+            iou = (inter_prior / union_prior.clamp_min(1)).tolist()
+            result.update(iou_prior=dict(zip(names, iou, strict=True)),
+                          iou_prior_mean=sum(iou) / k)
     return result
 
 
@@ -718,8 +733,9 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     pre.fit(torch.split(train_set.images, 4096))
     aug = build_augmentation(args)
     model = build_model(args, in_chans, num_classes).to(device)
-    if args.head_init == "prior" and args.label_maps:
-        model.label_map_head.init_prior(label_map_prior(train_set, args))
+    prior = label_map_prior(train_set, args) if args.label_maps else None
+    if args.head_init == "prior" and prior is not None:
+        model.label_map_head.init_prior(prior)
     if args.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = mtl_heads.MaskedMultiTaskLoss(
@@ -930,9 +946,10 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     else:
         final["selected"] = {"by": "last epoch", "epoch": len(state["history"])}
     if val_set is not None:
-        final["val"] = evaluate(model, pre, val_set, args, num_classes, ctx, tta=args.tta)
+        final["val"] = evaluate(model, pre, val_set, args, num_classes, ctx, tta=args.tta,
+                                prior=prior)
     final["test"] = {name: evaluate(model, pre, split.to(device), args, num_classes, ctx,
-                                    tta=args.tta)
+                                    tta=args.tta, prior=prior)
                      for name, split in data.tests.items()}
     if ctx.main:
         pre.save(out / "preprocessing.safetensors")
@@ -950,7 +967,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             if "acc_tta" in res:
                 line += f", 10-crop {res['acc_tta']:.4f}"
             if "iou_mean" in res:
-                line += f", label-map IoU {res['iou_mean']:.3f}"
+                line += (f", label-map IoU {res['iou_mean']:.3f} (the training prior alone: "
+                         f"{res['iou_prior_mean']:.3f})")
             log(line + f" ({res['n']} images)")
         log(f"outputs written to {out.resolve()}")
     return final

@@ -104,6 +104,25 @@ def test_end_to_end_multitask(tmp_path):
 
 
 @pytest.mark.slow
+def test_head_init_prior_starts_from_the_pixel_prior(tmp_path):
+    first_loss, finals = {}, {}
+    for init in ("default", "prior"):
+        out = tmp_path / init
+        res = run(*TINY, "--label-maps", "3", "--epochs", "1", "--head-init", init,
+                  "--output", str(out))
+        assert res.returncode == 0, res.stderr
+        first_loss[init] = read_jsonl(out / "metrics.jsonl")[0]["train_label_maps"]
+        finals[init] = json.loads((out / "final.json").read_text())
+    # default: every unit starts at p = 0.5 and the head hardly moves in 5 steps (ln 2 = 0.693);
+    # prior: the loss starts near the entropy of the thin brow/mouth maps
+    assert first_loss["default"] > 0.6
+    assert first_loss["prior"] < 0.3
+    # the face-blind reference depends on the data only, not on the model
+    ref = [f["test"]["test"]["iou_prior"] for f in finals.values()]
+    assert ref[0] == ref[1] and set(ref[0]) == {"left_brow", "right_brow", "mouth"}
+
+
+@pytest.mark.slow
 def test_baseline_on_fer2013_csv(tmp_path, tiny_fer):
     out = tmp_path / "fer"
     res = run("--data", str(tiny_fer / "fer2013.csv"), "--label-maps", "0", "--epochs", "1",
