@@ -17,18 +17,29 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train import build_parser, train  # noqa: E402
+from train import RESUMABLE, build_parser, train  # noqa: E402
 
 
 def run_training(output: Path, args: Sequence[str], *, quiet: bool = False) -> dict[str, Any]:
     """Train (or reuse / resume) one run in ``output`` and return its ``final.json``."""
     final = output / "final.json"
+    argv = [*args, "--output", str(output), "--resume"] + (["--quiet"] if quiet else [])
+    parser = build_parser()
+    wanted = vars(parser.parse_args(argv))
     if final.is_file():
+        # Reuse only a run of the same options. An option the run's args.json lacks predates
+        # that option and ran with its default.
+        saved = {**vars(parser.parse_args(["--data", "-", "--output", "-"])),
+                 **json.loads((output / "args.json").read_text())}
+        changed = {k: (saved[k], v) for k, v in wanted.items()
+                   if k not in RESUMABLE and saved[k] != v}
+        if changed:
+            raise ValueError(f"{output} holds a finished run with other options (saved, now): "
+                             f"{changed}; remove it or choose another --output")
         print(f"reusing {output}", flush=True)
         return json.loads(final.read_text())
-    argv = [*args, "--output", str(output), "--resume"] + (["--quiet"] if quiet else [])
     print(f"== train {' '.join(argv)}", flush=True)
-    return train(build_parser().parse_args(argv))
+    return train(parser.parse_args(argv))
 
 
 def annotate(data: str, output: Path) -> Path:
