@@ -15,7 +15,6 @@ any training.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -25,16 +24,11 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))  # examples/train.py: data split, model, evaluation
+
+import train  # noqa: E402
 
 import mtl_heads  # noqa: E402
-
-
-def load_train_module():
-    spec = importlib.util.spec_from_file_location("train_example", ROOT / "examples" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_example"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="best", choices=["init", "best", "last"])
     p.add_argument("--batches", type=int, default=8)
     opts = p.parse_args(argv)
-    train = load_train_module()
     args_file = opts.run / "args.json"
     if not args_file.is_file():
         raise SystemExit(f"{opts.run}: no args.json (not an examples/train.py output folder)")

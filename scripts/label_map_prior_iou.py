@@ -14,7 +14,6 @@ before it did, without training anything.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -23,14 +22,9 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))  # examples/train.py: data split, model, evaluation
 
-
-def load_train_module():
-    spec = importlib.util.spec_from_file_location("train_example", ROOT / "examples" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_example"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+import train  # noqa: E402
 
 
 class PriorModel(nn.Module):
@@ -48,7 +42,6 @@ class PriorModel(nn.Module):
 
 
 def main(argv: list[str] | None = None) -> int:
-    train = load_train_module()
     argv = sys.argv[1:] if argv is None else argv
     args = train.build_parser().parse_args([*argv, "--output", "-", "--label-maps", "3"])
     train.check_args(args)
