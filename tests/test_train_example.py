@@ -120,6 +120,13 @@ def test_head_init_prior_starts_from_the_pixel_prior(tmp_path):
     # the face-blind reference depends on the data only, not on the model
     ref = [f["test"]["test"]["iou_prior"] for f in finals.values()]
     assert ref[0] == ref[1] and set(ref[0]) == {"left_brow", "right_brow", "mouth"}
+    # scripts/label_map_prior_iou.py gives the same number without training
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "label_map_prior_iou.py"), *TINY],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert script.returncode == 0, script.stderr
+    line = next(x for x in script.stdout.splitlines() if x.startswith("test:"))
+    assert f"prior IoU mean {finals['prior']['test']['test']['iou_prior_mean']:.3f}" in line
 
 
 @pytest.mark.slow
