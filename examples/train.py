@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--backbone", default="fer_convnet", help="any timm model name")
     m.add_argument("--head", default=None, choices=[None, "linear", "spatial"],
-                   help="label-map head (default: linear for fer_convnet, else by rule)")
+                   help="label-map head (default: linear for fer_convnet, else by rule); ignored "
+                        "with --label-maps 0, so a baseline/multi-task pair shares one command")
     m.add_argument("--label-maps", type=int, default=3, choices=[0, 3],
                    help="0: baseline, 3: the paper's brow/brow/mouth maps")
     m.add_argument("--lambda", dest="lam", type=float, default=1.0,
@@ -413,7 +414,8 @@ def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn
         kwargs["drop_rate"] = args.drop_rate
     torch.manual_seed(derive_seed(args.seed, STREAM_INIT))
     return mtl_heads.create_model(args.backbone, num_classes=num_classes, in_chans=in_chans,
-                                  img_size=args.crop, label_maps=args.label_maps, head=args.head,
+                                  img_size=args.crop, label_maps=args.label_maps,
+                                  head=args.head if args.label_maps else None,
                                   **kwargs)
 
 

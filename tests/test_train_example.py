@@ -130,6 +130,18 @@ def test_head_init_prior_starts_from_the_pixel_prior(tmp_path):
 
 
 @pytest.mark.slow
+def test_head_option_is_ignored_by_the_baseline(tmp_path):
+    # examples/fer2013.py passes --head to both runs of a pair
+    out = tmp_path / "base"
+    res = run(*TINY, "--backbone", "test_resnet", "--head", "spatial", "--label-maps", "0",
+              "--epochs", "1", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    keys = tensors(out / "best.safetensors")
+    assert any(k.startswith("model.backbone.") for k in keys)
+    assert not any(".label_map_head." in k for k in keys)
+
+
+@pytest.mark.slow
 def test_baseline_on_fer2013_csv(tmp_path, tiny_fer):
     out = tmp_path / "fer"
     res = run("--data", str(tiny_fer / "fer2013.csv"), "--label-maps", "0", "--epochs", "1",
