@@ -19,6 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train import RESUMABLE, build_parser, train  # noqa: E402
 
+# Options that do not change what a finished run measured.
+RESULT_NEUTRAL = RESUMABLE - {"epochs", "early_stop", "tta"}
+
 
 def run_training(output: Path, args: Sequence[str], *, quiet: bool = False) -> dict[str, Any]:
     """Train (or reuse / resume) one run in ``output`` and return its ``final.json``."""
@@ -27,12 +30,13 @@ def run_training(output: Path, args: Sequence[str], *, quiet: bool = False) -> d
     parser = build_parser()
     wanted = vars(parser.parse_args(argv))
     if final.is_file():
-        # Reuse only a run of the same options. An option the run's args.json lacks predates
+        # Reuse only a run of the same options (a resumable option such as --epochs still
+        # changes the result of a finished run). An option the run's args.json lacks predates
         # that option and ran with its default.
         saved = {**vars(parser.parse_args(["--data", "-", "--output", "-"])),
                  **json.loads((output / "args.json").read_text())}
         changed = {k: (saved[k], v) for k, v in wanted.items()
-                   if k not in RESUMABLE and saved[k] != v}
+                   if k not in RESULT_NEUTRAL and saved[k] != v}
         if changed:
             raise ValueError(f"{output} holds a finished run with other options (saved, now): "
                              f"{changed}; remove it or choose another --output")

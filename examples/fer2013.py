@@ -30,7 +30,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiment import annotate, fmt, label_map_grid, plot_curves, run_training  # noqa: E402
+from experiment import (  # noqa: E402
+    annotate,
+    fmt,
+    label_map_grid,
+    mean_std,
+    plot_curves,
+    run_training,
+)
 
 PAPER = {  # Table I, 8 runs each: mean ± std test accuracy (%)
     "none": {"baseline": "63.71 ± 0.63", "multitask": "66.83 ± 0.66"},
@@ -172,12 +179,16 @@ def plot_efficiency(table: dict[str, Any], fractions: list[float], cells: list[s
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(5, 4))
+    percent = [100 * f for f in fractions]
     for model in MODELS:
-        means = [100 * sum(table[split][c][model]) / len(table[split][c][model]) for c in cells]
-        ax.plot([100 * f for f in fractions], means, "o-", label=model)
+        stats = [mean_std([100 * a for a in table[split][c][model]]) for c in cells]
+        ax.errorbar(percent, [m for m, _ in stats], yerr=[s for _, s in stats], fmt="o-",
+                    capsize=3, label=model.replace("multitask", "multi-task"))
     ax.set_xlabel("% of Training used")
     ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_xscale("log")
+    ax.set_xticks(percent, [f"{p:g}" for p in percent])
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

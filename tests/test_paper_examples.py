@@ -60,11 +60,11 @@ def test_tfd_table_on_a_generated_mat(tmp_path):
     assert again.returncode == 0 and again.stdout.count("reusing") == 4
     # ... but not a finished run made with other options
     other = run("tfd.py", "--data", str(mat), "--landmarks", str(lm), "--folds", "0",
-                "--epochs", "1", "--variants", "2", "--output", str(out), "--quiet", *FAST,
+                "--epochs", "2", "--variants", "2", "--output", str(out), "--quiet", *FAST,
                 "--lr", "0.5")
     assert other.returncode != 0
     assert "holds a finished run with other options" in other.stderr
-    assert "'lr': (0.01, 0.5)" in other.stderr
+    assert "'lr': (0.01, 0.5)" in other.stderr and "'epochs': (1, 2)" in other.stderr
 
 
 @pytest.mark.slow
