@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = argparse.Namespace(**{**defaults, **json.loads(args_file.read_text())})
     if not args.label_maps:
         raise SystemExit(f"{opts.run} is a baseline run (--label-maps 0): no label-map loss")
+    if args.weighting != "fixed":
+        raise SystemExit(f"{opts.run} used --weighting {args.weighting}; this script splits the "
+                         "loss as CE + lambda * C_l, i.e. --weighting fixed only")
 
     data = train.load_data(args)
     pre = train.PaperPreprocessing(channels=data.train.images.shape[1], size=args.image_size,
