@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,40 @@ def test_head_init_prior_starts_from_the_pixel_prior(tmp_path):
     assert script.returncode == 0, script.stderr
     line = next(x for x in script.stdout.splitlines() if x.startswith("test:"))
     assert f"prior IoU mean {finals['prior']['test']['test']['iou_prior_mean']:.3f}" in line
+
+
+@pytest.mark.slow
+def test_gradient_share_scales_with_lambda(tmp_path):
+    # scripts/gradient_share.py splits the trunk gradient into CE and lambda * C_l: at the
+    # initial weights (same seed, same batches, same dropout draws) doubling lambda doubles the
+    # label-map norm and leaves the CE norm and the cosine as they were.
+    out = tmp_path / "mt"
+    res = run(*TINY, "--label-maps", "3", "--epochs", "1", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((out / "args.json").read_text())
+    (tmp_path / "mt2").mkdir()
+    (tmp_path / "mt2" / "args.json").write_text(json.dumps({**saved, "lam": 2 * saved["lam"]}))
+    pattern = re.compile(r"norm CE (\S+), label maps (\S+), ratio maps/CE \S+, cosine (\S+)")
+
+    def gradient_share(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "gradient_share.py"),
+                               str(run_dir), *extra],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    found = []
+    for run_dir in (out, tmp_path / "mt2"):
+        script = gradient_share(run_dir, "--weights", "init", "--batches", "2")
+        assert script.returncode == 0, script.stderr
+        found.append([float(v) for v in pattern.search(script.stdout).groups()])
+    (ce1, maps1, cos1), (ce2, maps2, cos2) = found
+    assert maps1 > 0 and ce2 == pytest.approx(ce1, rel=1e-3) and cos2 == pytest.approx(cos1)
+    assert maps2 == pytest.approx(2 * maps1, rel=1e-3)
+    # a baseline run has no label-map loss to split
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "args.json").write_text(json.dumps({**saved, "label_maps": 0}))
+    script = gradient_share(base)
+    assert script.returncode != 0 and "baseline run (--label-maps 0)" in script.stderr
 
 
 @pytest.mark.slow
