@@ -51,6 +51,8 @@ from mtl_heads.augmentation import (  # noqa: E402
     predict_ten_crop,
 )
 from mtl_heads.landmarks import FLIP_INDEX_68, PAPER_GROUPS, landmarks_to_label_maps  # noqa: E402
+from mtl_heads.losses import MAP_LOSSES  # noqa: E402
+from mtl_heads.metrics import LabelMapMetrics  # noqa: E402
 from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
 
 CHECKPOINT = "last.safetensors"
@@ -111,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0: baseline, 3: the paper's brow/brow/mouth maps")
     m.add_argument("--lambda", dest="lam", type=float, default=1.0,
                    help="weight of the label-map loss")
+    m.add_argument("--map-loss", default="paper_eq2", choices=MAP_LOSSES,
+                   help="label-map loss (mtl_heads.losses): paper_eq2 (the paper's Eq. 2, BCE "
+                        "averaged over K*H*W units), paper_text (its text: BCE summed over each "
+                        "map's pixels), balanced_bce, dice, bce_dice, mse, focal")
     m.add_argument("--weighting", default="fixed", choices=["fixed", "uncertainty"],
                    help="fixed lambda, or learned uncertainty weighting (Kendall et al. 2018)")
     m.add_argument("--head-lr-scale", type=float, default=1.0,
@@ -552,12 +558,8 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
     confusion_tta = torch.zeros_like(confusion)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    k = len(PAPER_GROUPS)
-    inter = torch.zeros(k, dtype=torch.float64, device=device)
-    union = torch.zeros(k, dtype=torch.float64, device=device)
-    inter_prior = torch.zeros_like(inter)
-    union_prior = torch.zeros_like(union)
     with_maps = args.label_maps > 0 and split.landmarks is not None
+    maps_metrics = LabelMapMetrics([g.name for g in PAPER_GROUPS], prior=prior)
     offset = (args.image_size - args.crop) // 2
 
     def net(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -583,19 +585,15 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
                                             minlength=num_classes**2)
         if with_maps and "label_maps" in out:
             valid = split.valid[idx]
-            target = landmarks_to_label_maps(split.landmarks[idx] - offset, args.crop,
-                                             valid=valid) > 0.5
-            hit = out["label_maps"] > 0  # sigmoid(logit) > 0.5
-            v = valid[:, None, None, None]
-            inter += (hit & target & v).sum((0, 2, 3)).double()
-            union += ((hit | target) & v).sum((0, 2, 3)).double()
-            if prior is not None:
-                hit = (prior > 0.5)[None]
-                inter_prior += (hit & target & v).sum((0, 2, 3)).double()
-                union_prior += ((hit | target) & v).sum((0, 2, 3)).double()
+            landmarks = split.landmarks[idx] - offset
+            target = landmarks_to_label_maps(landmarks, args.crop, valid=valid)
+            maps_metrics.update(out["label_maps"], target, valid, landmarks)
 
-    for t in (confusion, confusion_tta, loss_sum, inter, union, inter_prior, union_prior):
+    for t in (confusion, confusion_tta, loss_sum):
         ctx.all_sum(t)
+    if ctx.enabled:
+        for t in (*maps_metrics._sums.values(), maps_metrics._count):
+            ctx.all_sum(t)
     model.train(was_training)
     pre.train(was_training)
 
@@ -613,13 +611,14 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
         result.update(acc_tta=s["acc"], per_class_acc_tta=s["per_class_acc"],
                       confusion_tta=s["confusion"])
     if with_maps:
-        names = [g.name for g in PAPER_GROUPS]
-        iou = (inter / union.clamp_min(1)).tolist()
-        result.update(iou=dict(zip(names, iou, strict=True)), iou_mean=sum(iou) / k)
+        res = maps_metrics.compute()
+        result.update(iou=res["iou"], iou_mean=res["iou_mean"], soft_iou=res["soft_iou"],
+                      soft_iou_mean=res["soft_iou_mean"], nme=res["nme"], nme_mean=res["nme_mean"])
         if prior is not None:
-            iou = (inter_prior / union_prior.clamp_min(1)).tolist()
-            result.update(iou_prior=dict(zip(names, iou, strict=True)),
-                          iou_prior_mean=sum(iou) / k)
+            p = res["prior"]
+            result.update(iou_prior=p["iou"], iou_prior_mean=p["iou_mean"],
+                          soft_iou_prior=p["soft_iou"], nme_prior=p["nme"],
+                          nme_prior_mean=p["nme_mean"])
     return result
 
 
@@ -741,7 +740,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     if args.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = mtl_heads.MaskedMultiTaskLoss(
-        args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing, validate=False,
+        args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing,
+        map_loss=args.map_loss, validate=False,
     ).to(device)
     trainable = nn.ModuleList([model, loss_fn])
     optimizer = create_optimizer_v2(
@@ -910,7 +910,9 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             record.update(val_acc=v["acc"], val_loss=v["loss"],
                           val_per_class_acc=v["per_class_acc"])
             if "iou" in v:
-                record.update(val_iou=v["iou"], val_iou_mean=v["iou_mean"])
+                record.update(val_iou=v["iou"], val_iou_mean=v["iou_mean"],
+                              val_soft_iou=v["soft_iou"], val_nme=v["nme"],
+                              val_nme_mean=v["nme_mean"])
             if state["best_acc"] is None or v["acc"] > state["best_acc"]:
                 state.update(best_acc=v["acc"], best_epoch=epoch + 1, bad_epochs=0)
                 if ctx.main:
@@ -927,7 +929,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             if val_set is not None:
                 msg += f" val acc {record['val_acc']:.4f}"
                 if "val_iou_mean" in record:
-                    msg += f" val IoU {record['val_iou_mean']:.3f}"
+                    ious = "/".join(f"{x:.2f}" for x in record["val_iou"].values())
+                    msg += f" val IoU {ious} NME {record['val_nme_mean']:.3f}"
             msg += f" ({record['epoch_time']:.1f} s, {record['samples_per_s']:.0f} samples/s)"
             log(msg)
         checkpoint(epoch + 1, 0, None)
@@ -969,8 +972,11 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             if "acc_tta" in res:
                 line += f", 10-crop {res['acc_tta']:.4f}"
             if "iou_mean" in res:
-                line += (f", label-map IoU {res['iou_mean']:.3f} (the training prior alone: "
-                         f"{res['iou_prior_mean']:.3f})")
+                ious = "/".join(f"{x:.3f}" for x in res["iou"].values())
+                prior_ious = "/".join(f"{x:.3f}" for x in res["iou_prior"].values())
+                line += (f", label-map IoU {'/'.join(res['iou'])} {ious} (the training prior "
+                         f"alone: {prior_ious}), NME {res['nme_mean']:.3f} (prior "
+                         f"{res['nme_prior_mean']:.3f})")
             log(line + f" ({res['n']} images)")
         log(f"outputs written to {out.resolve()}")
     return final

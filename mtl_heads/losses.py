@@ -11,6 +11,25 @@ label), :math:`v_n \in \{0, 1\}` marks the samples whose label maps are valid (t
 detector found a face), and the label-map term is divided by the batch size :math:`B`, not by the
 number of valid samples (the paper's normalisation; ``label_map_reduction="valid"`` divides by
 :math:`\sum_n v_n` instead).
+
+The per-image map term is chosen by name (``map_loss=``); every form is masked by :math:`v_n`
+in the same way:
+
+- ``"paper_eq2"`` (default): the equation above, BCE averaged over all :math:`K H W` units.
+- ``"paper_text"``: the paper's text, "the sum over the per-pixel cross-entropy errors for each
+  output map": BCE summed over each map's pixels, averaged over the :math:`K` maps, i.e.
+  :math:`H W` times ``"paper_eq2"`` (1,764 at 42 x 42). Which of the two the authors ran is not
+  known; at the same :math:`\lambda` they differ only by that factor.
+- ``"balanced_bce"``: BCE with the foreground up-weighted by ``pos_weight = (1 - f) / f``, where
+  ``f`` is each map's foreground fraction in the batch's valid maps, averaged over the units.
+- ``"dice"``: soft Dice per map, :math:`1 - (2\sum p t + 1) / (\sum p + \sum t + 1)`, averaged
+  over the maps (:math:`p = \sigma(\hat y)`); scale-free, so small maps (brows) count as much
+  as large ones.
+- ``"bce_dice"``: ``"paper_eq2"`` plus ``"dice"``.
+- ``"mse"``: :math:`(p - t)^2` averaged over the units, for soft targets (Gaussian heatmaps).
+- ``"focal"``: the quality focal loss of soft targets (Li et al. 2020),
+  :math:`|t - p|^{2}\,\mathrm{BCE}(p, t)` summed over each map's pixels and divided by the map's
+  target mass :math:`\max(\sum t, 1)`, averaged over the maps.
 """
 
 from __future__ import annotations
@@ -22,10 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MaskedMultiTaskLoss", "masked_multitask_loss"]
+__all__ = ["MAP_LOSSES", "MaskedMultiTaskLoss", "label_map_loss", "masked_multitask_loss"]
 
 IGNORE_INDEX = -100
 _REDUCTIONS = ("batch", "valid")
+MAP_LOSSES = ("paper_eq2", "paper_text", "balanced_bce", "dice", "bce_dice", "mse", "focal")
 _WEIGHTINGS = ("fixed", "uncertainty")
 
 
@@ -148,6 +168,74 @@ def _cross_entropy(
     return per_sample.sum() / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
+def _dice(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    inter = (prob * target).sum((2, 3))
+    return 1.0 - (2.0 * inter + 1.0) / (prob.sum((2, 3)) + target.sum((2, 3)) + 1.0)
+
+
+def label_map_loss(pred: torch.Tensor, target: torch.Tensor, map_loss: str = "paper_eq2",
+                   valid: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Per-image label-map loss ``(B,)`` of one of the forms in :data:`MAP_LOSSES`.
+
+    The building block of :func:`masked_multitask_loss` (which masks and averages it); see the
+    module docstring for each form's formula.
+
+    Args:
+        pred: ``(B, K, H, W)`` label-map logits (pre-sigmoid).
+        target: ``(B, K, H, W)`` targets in [0, 1] (binary or soft maps, or heatmaps).
+        map_loss: the form's name.
+        valid: ``(B,)`` bool; only ``"balanced_bce"`` reads it, to take the foreground fraction
+            over the valid maps (default: all).
+
+    Returns:
+        ``(B,)`` per-image losses.
+
+    Examples:
+        >>> pred = torch.zeros(1, 1, 2, 2)  # p = 0.5 everywhere
+        >>> target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+        >>> label_map_loss(pred, target)  # ln 2 per unit, averaged
+        tensor([0.6931])
+        >>> label_map_loss(pred, target, "paper_text")  # summed over the 4 pixels
+        tensor([2.7726])
+        >>> label_map_loss(pred, target, "dice")  # 1 - (2 * 0.5 + 1) / (2 + 1 + 1)
+        tensor([0.5000])
+    """
+    if map_loss not in MAP_LOSSES:
+        raise ValueError(f"map_loss must be one of {MAP_LOSSES}, got {map_loss!r}")
+    if map_loss in ("paper_eq2", "paper_text", "bce_dice"):
+        bce = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+        if map_loss == "paper_text":
+            return bce.sum((2, 3)).mean(1)
+        per_sample = bce.flatten(1).mean(1)
+        if map_loss == "bce_dice":
+            per_sample = per_sample + _dice(torch.sigmoid(pred), target).mean(1)
+        return per_sample
+    if map_loss == "balanced_bce":
+        keep = torch.ones(pred.shape[0], dtype=torch.bool, device=pred.device)
+        if valid is not None:
+            keep = valid.bool()
+        # foreground fraction of each map over the valid images; clamped so that a map with no
+        # foreground in the batch does not get an infinite weight
+        frac = (target * keep[:, None, None, None]).sum((0, 2, 3)) / (
+            keep.sum().clamp_min(1) * target.shape[2] * target.shape[3]
+        )
+        frac = frac.clamp(1e-3, 0.5)
+        pos_weight = ((1 - frac) / frac)[:, None, None]
+        bce = F.binary_cross_entropy_with_logits(
+            pred, target, pos_weight=pos_weight.detach(), reduction="none"
+        )
+        return bce.flatten(1).mean(1)
+    prob = torch.sigmoid(pred)
+    if map_loss == "dice":
+        return _dice(prob, target).mean(1)
+    if map_loss == "mse":
+        return (prob - target).pow(2).flatten(1).mean(1)
+    # focal: quality focal loss, normalised by each map's target mass
+    bce = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+    focal = (target - prob).abs().pow(2) * bce
+    return (focal.sum((2, 3)) / target.sum((2, 3)).clamp_min(1.0)).mean(1)
+
+
 def masked_multitask_loss(
     outputs: Mapping[str, torch.Tensor],
     targets: Mapping[str, torch.Tensor],
@@ -156,6 +244,7 @@ def masked_multitask_loss(
     label_smoothing: float = 0.0,
     class_weight: torch.Tensor | Sequence[float] | None = None,
     label_map_reduction: str = "batch",
+    map_loss: str = "paper_eq2",
     log_vars: torch.Tensor | None = None,
     validate: bool = True,
     return_terms: bool = False,
@@ -180,6 +269,9 @@ def masked_multitask_loss(
         label_map_reduction: ``"batch"`` divides the label-map term by the batch size B (the
             paper's 1/B, so batches with few valid maps contribute less); ``"valid"`` divides by
             the number of valid samples.
+        map_loss: the per-image label-map loss, one of :data:`MAP_LOSSES` (see the module
+            docstring): ``"paper_eq2"`` (default, the equation above), ``"paper_text"``,
+            ``"balanced_bce"``, ``"dice"``, ``"bce_dice"``, ``"mse"``, ``"focal"``.
         log_vars: ``(2,)`` learnable log-variances ``s = log sigma^2`` of (CE, label maps) for
             uncertainty weighting (Kendall et al. 2018): ``C = exp(-s_e) C_e + s_e / 2 +
             exp(-s_l) C_l + s_l / 2``; the label-map part is dropped (zero gradient) in a batch
@@ -211,6 +303,8 @@ def masked_multitask_loss(
         raise ValueError(
             f"label_map_reduction must be one of {_REDUCTIONS}, got {label_map_reduction!r}"
         )
+    if map_loss not in MAP_LOSSES:
+        raise ValueError(f"map_loss must be one of {MAP_LOSSES}, got {map_loss!r}")
     if not isinstance(outputs, Mapping) or "logits" not in outputs:
         raise TypeError("outputs must be the model's dict with a 'logits' entry")
     if not isinstance(targets, Mapping) or "labels" not in targets:
@@ -264,9 +358,7 @@ def masked_multitask_loss(
             target.to(pred.dtype),
             torch.zeros((), dtype=pred.dtype, device=pred.device),
         )
-        per_sample = (
-            F.binary_cross_entropy_with_logits(pred, target, reduction="none").flatten(1).mean(1)
-        )
+        per_sample = label_map_loss(pred, target, map_loss, valid)
         per_sample = torch.where(valid, per_sample, torch.zeros_like(per_sample))
         num_valid = valid.sum()
         if label_map_reduction == "batch":
@@ -311,6 +403,8 @@ class MaskedMultiTaskLoss(nn.Module):
         label_smoothing: passed to the CE term.
         class_weight: ``(C,)`` class weights for the CE term (a buffer: moves with ``.to()``).
         label_map_reduction: ``"batch"`` (the paper's 1/B) or ``"valid"`` (1/number of valid maps).
+        map_loss: the per-image label-map loss, one of :data:`MAP_LOSSES` (default
+            ``"paper_eq2"``, the paper's Eq. 2).
         validate: check the targets (see :func:`masked_multitask_loss`).
 
     Examples:
@@ -334,6 +428,7 @@ class MaskedMultiTaskLoss(nn.Module):
         label_smoothing: float = 0.0,
         class_weight: torch.Tensor | Sequence[float] | None = None,
         label_map_reduction: str = "batch",
+        map_loss: str = "paper_eq2",
         validate: bool = True,
     ) -> None:
         super().__init__()
@@ -348,12 +443,15 @@ class MaskedMultiTaskLoss(nn.Module):
             raise ValueError(
                 f"label_map_reduction must be one of {_REDUCTIONS}, got {label_map_reduction!r}"
             )
+        if map_loss not in MAP_LOSSES:
+            raise ValueError(f"map_loss must be one of {MAP_LOSSES}, got {map_loss!r}")
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         self.lam = float(lam)
         self.weighting = weighting
         self.label_smoothing = float(label_smoothing)
         self.label_map_reduction = label_map_reduction
+        self.map_loss = map_loss
         self.validate = validate
         self.register_buffer(
             "class_weight",
@@ -373,6 +471,7 @@ class MaskedMultiTaskLoss(nn.Module):
             label_smoothing=self.label_smoothing,
             class_weight=self.class_weight,
             label_map_reduction=self.label_map_reduction,
+            map_loss=self.map_loss,
             log_vars=self.log_vars,
             validate=self.validate,
             return_terms=True,
@@ -383,5 +482,5 @@ class MaskedMultiTaskLoss(nn.Module):
         return (
             f"lam={self.lam}, weighting={self.weighting!r}, "
             f"label_smoothing={self.label_smoothing}, "
-            f"label_map_reduction={self.label_map_reduction!r}"
+            f"label_map_reduction={self.label_map_reduction!r}, map_loss={self.map_loss!r}"
         )

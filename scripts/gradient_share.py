@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     model = train.build_model(args, data.train.images.shape[1], len(data.classes))
     if args.head_init == "prior":
         model.label_map_head.init_prior(train.label_map_prior(data.train, args))
-    loss_fn = mtl_heads.MaskedMultiTaskLoss(args.lam, weighting=args.weighting)
+    loss_fn = mtl_heads.MaskedMultiTaskLoss(args.lam, weighting=args.weighting,
+                                            map_loss=args.map_loss)
     if opts.weights != "init":
         path = opts.run / {"best": train.BEST, "last": train.CHECKPOINT}[opts.weights]
         train.load_checkpoint(path, model, pre, loss_fn, None)
