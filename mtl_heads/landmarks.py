@@ -35,6 +35,7 @@ __all__ = [
     "PAPER_GROUPS",
     "FACE_GROUPS",
     "flip_index_from_pairs",
+    "landmarks_to_heatmaps",
     "landmarks_to_label_maps",
 ]
 
@@ -361,3 +362,104 @@ def landmarks_to_label_maps(
         pts = clean[:, list(g.indices)]
         maps[idx, k] = _draw_group(pts, g, height, width, samples, scale[idx])
     return maps
+
+
+@torch.no_grad()
+def landmarks_to_heatmaps(
+    landmarks: torch.Tensor,
+    size: int | Sequence[int],
+    sigma: float = 1.5,
+    groups: Sequence[LabelMapGroup] | None = None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gaussian heatmaps, one per landmark or one per group, from batched sub-pixel landmarks.
+
+    Each landmark ``(x, y)`` gives ``exp(-((j - x)^2 + (i - y)^2) / (2 sigma^2))`` at pixel
+    ``(i, j)`` (peak 1 at the landmark, pixel centres at integers as in
+    :func:`landmarks_to_label_maps`); a group's map is the pixel-wise maximum over its landmarks.
+    A soft target for the ``"mse"`` and ``"focal"`` map losses. Mirroring is handled where the
+    landmarks are re-indexed (:class:`~mtl_heads.augmentation.AlignedAugmentation` with
+    ``flip_index``): heatmaps drawn from flipped, re-indexed landmarks are already the flipped
+    heatmaps with their channels (68 points, or left/right groups) swapped.
+
+    Samples with ``valid == False`` or with NaN/inf in a used landmark get all-zero maps (NaN
+    rows not already marked invalid are counted in a ``UserWarning``, as in
+    :func:`landmarks_to_label_maps`).
+
+    Args:
+        landmarks: ``(B, N, 2)`` (x, y) pixel coordinates.
+        size: output ``(height, width)`` or one int.
+        sigma: Gaussian standard deviation in pixels, > 0.
+        groups: ``None`` for one channel per landmark (``N`` channels); otherwise one channel
+            per :class:`LabelMapGroup`, the maximum over its ``indices``.
+        valid: optional ``(B,)`` bool; ``False`` marks samples without landmarks.
+
+    Shape:
+        - output: :math:`(B, N, H, W)` or :math:`(B, K, H, W)`
+
+    Returns:
+        Float heatmaps in [0, 1].
+
+    Examples:
+        >>> lm = torch.tensor([[[2.0, 1.0], [0.5, 3.0]]])
+        >>> h = landmarks_to_heatmaps(lm, (4, 5), sigma=1.0)
+        >>> h.shape, float(h[0, 0, 1, 2])
+        (torch.Size([1, 2, 4, 5]), 1.0)
+        >>> group = LabelMapGroup("both", (0, 1))
+        >>> landmarks_to_heatmaps(lm, (4, 5), sigma=1.0, groups=[group]).shape
+        torch.Size([1, 1, 4, 5])
+        >>> landmarks_to_heatmaps(lm, 4, sigma=0.0)
+        Traceback (most recent call last):
+          ...
+        ValueError: sigma must be a finite number > 0, got 0.0
+    """
+    if not isinstance(landmarks, torch.Tensor):
+        raise TypeError(f"landmarks must be a torch.Tensor, got {type(landmarks).__name__}")
+    if not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    if landmarks.ndim != 3 or landmarks.shape[-1] != 2:
+        raise ValueError(f"landmarks must be (B, N, 2), got shape {tuple(landmarks.shape)}")
+    height, width = _size_pair(size)
+    batch, n = landmarks.shape[:2]
+    if groups is not None:
+        groups = tuple(groups)
+        if not groups:
+            raise ValueError("groups is empty: give at least one LabelMapGroup, or None")
+        needed = max(max(g.indices) for g in groups) + 1
+        if n < needed:
+            raise ValueError(
+                f"landmarks must have N >= {needed} points for these groups, got {n}"
+            )
+        used = sorted({i for g in groups for i in g.indices})
+    else:
+        used = list(range(n))
+    dtype = landmarks.dtype if landmarks.is_floating_point() else torch.float32
+    device = landmarks.device
+    pts = landmarks.to(dtype)
+    finite = torch.isfinite(pts[:, used]).all(dim=(1, 2)) if used else torch.ones(
+        batch, dtype=torch.bool, device=device)
+    keep = finite
+    if valid is not None:
+        valid = torch.as_tensor(valid, device=device)
+        if valid.shape != (batch,):
+            raise ValueError(f"valid must have shape ({batch},), got {tuple(valid.shape)}")
+        keep = finite & valid.bool()
+        surprise = int((~finite & valid.bool()).sum())
+    else:
+        surprise = int((~finite).sum())
+    if surprise:
+        warnings.warn(
+            f"landmarks_to_heatmaps: {surprise} of {batch} samples have NaN/inf landmarks "
+            "and are drawn as empty maps (mark them with valid=False to silence this)",
+            stacklevel=2,
+        )
+    pts = torch.where(keep[:, None, None], pts, torch.zeros((), dtype=dtype, device=device))
+    xs = torch.arange(width, dtype=dtype, device=device)
+    ys = torch.arange(height, dtype=dtype, device=device)
+    # separable Gaussian: (B, N, H, 1) * (B, N, 1, W)
+    gx = torch.exp(-((xs - pts[..., 0, None]) ** 2) / (2 * sigma**2))
+    gy = torch.exp(-((ys - pts[..., 1, None]) ** 2) / (2 * sigma**2))
+    heat = gy[..., :, None] * gx[..., None, :]
+    if groups is not None:
+        heat = torch.stack([heat[:, list(g.indices)].amax(dim=1) for g in groups], dim=1)
+    return heat * keep[:, None, None, None].to(dtype)

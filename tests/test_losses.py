@@ -257,3 +257,105 @@ def test_module_argument_errors() -> None:
         MaskedMultiTaskLoss(label_map_reduction="sum")
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
         MaskedMultiTaskLoss(label_smoothing=1.5)
+
+
+# --- map losses by name (issue 12) ---------------------------------------------------------------
+
+from mtl_heads.losses import MAP_LOSSES, label_map_loss  # noqa: E402
+
+
+def _maps_case():
+    torch.manual_seed(3)
+    pred = torch.randn(3, 2, 5, 4)
+    target = torch.zeros(3, 2, 5, 4)
+    target[:, 0, 1:3, 1:3] = 1.0
+    target[:, 1, 4, :] = 0.5
+    return pred, target
+
+
+def test_paper_text_is_eq2_times_pixels():
+    pred, target = _maps_case()
+    eq2 = label_map_loss(pred, target, "paper_eq2")
+    text = label_map_loss(pred, target, "paper_text")
+    torch.testing.assert_close(text, eq2 * 20)  # H * W = 5 * 4
+
+
+def test_dice_by_hand():
+    pred, target = _maps_case()
+    p = torch.sigmoid(pred)
+    expected = []
+    for n in range(3):
+        per_map = []
+        for k in range(2):
+            inter = float((p[n, k] * target[n, k]).sum())
+            denom = float(p[n, k].sum() + target[n, k].sum())
+            per_map.append(1 - (2 * inter + 1) / (denom + 1))
+        expected.append(sum(per_map) / 2)
+    torch.testing.assert_close(label_map_loss(pred, target, "dice"), torch.tensor(expected))
+    torch.testing.assert_close(
+        label_map_loss(pred, target, "bce_dice"),
+        label_map_loss(pred, target, "paper_eq2") + torch.tensor(expected),
+    )
+
+
+def test_balanced_bce_by_hand():
+    pred, target = _maps_case()
+    valid = torch.tensor([True, True, False])
+    out = label_map_loss(pred, target, "balanced_bce", valid)
+    # foreground fractions over the two valid images: map 0 4/20, map 1 (soft) 2/20
+    pw = torch.tensor([(1 - 0.2) / 0.2, (1 - 0.1) / 0.1])
+    p = torch.sigmoid(pred)
+    per_unit = -(pw[None, :, None, None] * target * p.log() + (1 - target) * (1 - p).log())
+    torch.testing.assert_close(out, per_unit.flatten(1).mean(1))
+
+
+def test_mse_and_focal_by_hand():
+    pred, target = _maps_case()
+    p = torch.sigmoid(pred)
+    torch.testing.assert_close(
+        label_map_loss(pred, target, "mse"), (p - target).pow(2).flatten(1).mean(1)
+    )
+    bce = -(target * p.log() + (1 - target) * (1 - p).log())
+    focal = ((target - p).abs() ** 2 * bce).sum((2, 3)) / target.sum((2, 3)).clamp_min(1)
+    torch.testing.assert_close(label_map_loss(pred, target, "focal"), focal.mean(1))
+
+
+@pytest.mark.parametrize("map_loss", MAP_LOSSES)
+def test_every_map_loss_masked_finite_and_differentiable(map_loss):
+    pred, target = _maps_case()
+    pred.requires_grad_(True)
+    target[2] = float("nan")  # invalid sample: garbage must not reach the loss
+    outputs = {"logits": torch.randn(3, 7), "label_maps": pred}
+    targets = {"labels": torch.tensor([0, 1, 2]), "label_maps": target,
+               "label_map_valid": torch.tensor([True, True, False])}
+    loss, terms = masked_multitask_loss(outputs, targets, map_loss=map_loss, return_terms=True)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[2].abs().sum() == 0  # the invalid sample gets no gradient
+    # batch reduction: sum over valid images / B
+    clean = target.clone()
+    clean[2] = 0
+    expected = label_map_loss(pred.detach(), clean, map_loss,
+                              torch.tensor([True, True, False]))[:2].sum() / 3
+    torch.testing.assert_close(terms["label_maps"], expected)
+    # an all-invalid batch: finite, CE only
+    targets["label_map_valid"] = torch.zeros(3, dtype=torch.bool)
+    loss, terms = masked_multitask_loss(outputs, targets, map_loss=map_loss, return_terms=True)
+    assert torch.isfinite(loss) and float(terms["label_maps"]) == 0.0
+
+
+def test_unknown_map_loss_is_named():
+    with pytest.raises(ValueError, match="map_loss must be one of .* got 'dicee'"):
+        MaskedMultiTaskLoss(map_loss="dicee")
+    outputs = {"logits": torch.randn(1, 7), "label_maps": torch.randn(1, 1, 2, 2)}
+    targets = {"labels": torch.tensor([0]), "label_maps": torch.zeros(1, 1, 2, 2)}
+    with pytest.raises(ValueError, match="'l2'"):
+        masked_multitask_loss(outputs, targets, map_loss="l2")
+
+
+def test_soft_targets_outside_unit_range_rejected():
+    outputs = {"logits": torch.randn(1, 7), "label_maps": torch.randn(1, 1, 2, 2)}
+    targets = {"labels": torch.tensor([0]), "label_maps": torch.full((1, 1, 2, 2), 1.5)}
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        masked_multitask_loss(outputs, targets, map_loss="mse")
