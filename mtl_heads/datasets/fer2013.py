@@ -263,7 +263,7 @@ def read_ferplus_votes(
             raise ValueError(f"{where}: votes {row[2:]} are not integers") from None
         if (votes[i] < 0).any():
             column = FERPLUS_COLUMNS[int(np.argmax(votes[i] < 0))]
-            raise ValueError(f"{where}: negative vote count in column {column!r}: {row[2:]}")
+            raise ValueError(f"{where}: negative vote count in {column!r}: {row[2:]}")
         names[i] = row[1].strip()
     return votes, names.astype(str)
 
