@@ -321,7 +321,7 @@ def _ferplus_row(votes: list[int], mode: str) -> tuple[list[int], str]:
         kept = [n if total > 0 and 10 * n >= 3 * total else 0 for n in v]
     else:
         raise ValueError(f"ferplus_mode must be one of {list(FERPLUS_MODES)}, got {mode!r}")
-    # Less than half of the votes behind the result: FER+ calls the image "unknown".
+    # Half of the votes or fewer behind the result: FER+ calls the image "unknown".
     if 2 * sum(kept) <= total:
         return [0] * unknown, "no agreement"
     winner = kept.index(max(kept))
