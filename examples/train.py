@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(train/ and test/), any root/<class>/<image> folder, or a TFD .mat")
     d.add_argument("--landmarks", default=None,
                    help="landmark file (.npz from `mtl-heads annotate`) made for --data")
+    d.add_argument("--ferplus", default=None,
+                   help="fer2013new.csv: FER+'s 8-class labels for --data fer2013.csv; images "
+                        "FER+ leaves out are dropped from every split")
+    d.add_argument("--ferplus-mode", default="majority",
+                   choices=["majority", "probability", "crossentropy", "multi_target"],
+                   help="FER+ label rule (mtl_heads.datasets.ferplus_labels); this loop trains "
+                        "on class ids, i.e. 'majority'")
     d.add_argument("--test-data", default=None,
                    help="a class-folder test set for --data given as a plain image folder")
     d.add_argument("--test-landmarks", default=None, help="landmark file for --test-data")
@@ -323,6 +330,8 @@ def load_data(args: argparse.Namespace) -> Data:
 
     kind = data_kind(args.data)
     check_file(args.landmarks, "--landmarks")
+    if args.ferplus is not None and kind != "fer2013":
+        raise ValueError(f"--ferplus labels FER2013 rows; --data {args.data} is not a fer2013.csv")
     tests: dict[str, Split] = {}
     val = None
     if kind == "synthetic":
@@ -335,7 +344,9 @@ def load_data(args: argparse.Namespace) -> Data:
         description = (f"SyntheticFaces({args.synthetic_train} train+val, "
                        f"{args.synthetic_test} test)")
     elif kind == "fer2013":
-        full = datasets.FER2013(args.data, split="all", landmarks=args.landmarks)
+        check_file(args.ferplus, "--ferplus")
+        full = datasets.FER2013(args.data, split="all", landmarks=args.landmarks,
+                                ferplus=args.ferplus, ferplus_mode=args.ferplus_mode)
         usage = np.asarray(full.usage)
         for name in ("PublicTest", "PrivateTest"):
             rows = np.flatnonzero(usage == name)
@@ -351,6 +362,8 @@ def load_data(args: argparse.Namespace) -> Data:
         train_pool = _Rows(full, train_rows)
         classes = full.classes
         description = f"FER2013 {args.data}"
+        if args.ferplus is not None:
+            description += f", FER+ {args.ferplus_mode} labels ({full!r})"
     elif kind == "tfd":
         folds = {s: datasets.TFD(args.data, fold=args.fold, split=s, landmarks=args.landmarks)
                  for s in ("train", "valid", "test")}

@@ -12,7 +12,6 @@ from mtl_heads.datasets import (
     TFD,
     ImageFolderFaces,
     duplicate_groups,
-    ferplus_labels,
     image_fingerprint,
     read_fer2013_csv,
     save_landmarks,
@@ -141,37 +140,85 @@ def _votes(n: int) -> np.ndarray:
     votes[1] = [4, 4, 0, 0, 0, 0, 0, 0, 0, 2]  # no majority
     votes[2] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]  # not a face
     votes[3] = [0, 0, 0, 0, 0, 0, 0, 6, 4, 0]  # contempt
+    votes[4] = [0, 6, 4, 0, 0, 0, 0, 0, 0, 0]  # happiness, or 60/40 happiness/surprise
     return votes
 
 
+def _write_ferplus(path, votes, usage, names=None) -> None:
+    names = [f"fer{i:07d}.png" for i in range(len(votes))] if names is None else names
+    with open(path, "w") as f:
+        f.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
+        for u, name, v in zip(usage, names, votes, strict=True):
+            f.write(f"{u},{name}," + ",".join(map(str, v)) + "\n")
+
+
 def test_ferplus_join(tmp_path, fer_csv) -> None:
+    path, images, _ = fer_csv
+    votes = _votes(len(USAGE))
+    fp = tmp_path / "fer2013new.csv"
+    names = [f"fer{i:07d}.png" for i in range(len(USAGE))]
+    names[6] = ""  # a row FER+ did not label
+    _write_ferplus(fp, votes, USAGE, names)
+    ds = FER2013(path, split="Training", ferplus=fp)
+    assert ds.classes == FERPLUS_CLASSES
+    # FER+ keeps only the images it labels: rows 1 (no majority) and 2 (NF) are dropped.
+    assert ds.rows.tolist() == [0, 3, 4] and ds.labels.tolist() == [1, 7, 1]
+    np.testing.assert_array_equal(ds.images, images[[0, 3, 4]])
+    np.testing.assert_array_equal(ds.ferplus_votes, votes[[0, 3, 4]])
+    assert ds.ferplus_dropped == {"not in FER+": 0, "no agreement": 1, "unknown": 0, "NF": 1}
+    assert "dropped {no agreement: 1, NF: 1}" in repr(ds)
+    test = FER2013(path, split="test", ferplus=fp)
+    assert test.rows.tolist() == [5, 7, 8, 9] and test.ferplus_dropped["not in FER+"] == 1
+    # The soft modes keep row 1 (4 + 4 of 8 votes after outlier removal) as a two-class label.
+    soft = FER2013(path, split="Training", ferplus=fp, ferplus_mode="crossentropy")
+    assert soft.rows.tolist() == [0, 1, 3, 4]
+    item = soft[3]
+    assert item["label"].dtype == torch.float32 and item["label"].shape == (8,)
+    np.testing.assert_allclose(soft.labels[1], [0.5, 0.5, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(soft.labels[3], [0, 0.6, 0.4, 0, 0, 0, 0, 0])
+    multi = FER2013(path, split="Training", ferplus=fp, ferplus_mode="multi_target")
+    assert multi.rows.tolist() == [0, 1, 3, 4]
+    np.testing.assert_array_equal(multi.labels[3], [0, 1, 1, 0, 0, 0, 0, 0])
+    # probability: each use of an image draws one class from its distribution
+    prob = FER2013(path, split="Training", ferplus=fp, ferplus_mode="probability")
+    torch.manual_seed(0)
+    draws = torch.stack([prob[3]["label"] for _ in range(400)])
+    assert draws.dtype == torch.int64 and set(draws.tolist()) == {1, 2}
+    assert 0.5 < (draws == 1).float().mean() < 0.7
+    assert prob[0]["label"].item() == 1
+    with pytest.raises(ValueError, match="ferplus_mode must be one of"):
+        FER2013(path, ferplus=fp, ferplus_mode="soft")
+
+
+def test_ferplus_bad_files_are_named(tmp_path, fer_csv) -> None:
     path, _, _ = fer_csv
     votes = _votes(len(USAGE))
     fp = tmp_path / "fer2013new.csv"
-    with open(fp, "w") as f:
-        f.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
-        for u, v in zip(USAGE, votes, strict=True):
-            f.write(f"{u},x.png," + ",".join(map(str, v)) + "\n")
-    ds = FER2013(path, split="Training", ferplus=fp)
-    assert ds.classes == FERPLUS_CLASSES
-    assert ds.labels.tolist() == [1, -100, -100, 7, 1]
-    soft = FER2013(path, split="Training", ferplus=fp, ferplus_mode="soft")
-    item = soft[0]
-    assert item["label"].dtype == torch.float32 and item["label"].shape == (8,)
-    np.testing.assert_allclose(soft.labels[1], [0.5, 0.5, 0, 0, 0, 0, 0, 0])
-    assert soft.labels[2].sum() == 0  # only NF votes: no emotion, all zeros
-    np.testing.assert_allclose(soft.labels[[0, 1, 3, 4]].sum(1), 1.0, rtol=1e-6)
-    # Row-count and Usage mismatches are refused.
+    _write_ferplus(fp, votes, USAGE)
     lines = fp.read_text().splitlines()
     (tmp_path / "short.csv").write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(ValueError, match="has 9 rows but the fer2013 csv has 10"):
         FER2013(path, ferplus=tmp_path / "short.csv")
-    lines[2] = lines[2].replace("Training", "PublicTest")
-    (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
+    usage = list(lines)
+    usage[2] = usage[2].replace("Training", "PublicTest")
+    (tmp_path / "usage.csv").write_text("\n".join(usage) + "\n")
     with pytest.raises(ValueError, match=r"line 3 \(data row 1\): Usage 'PublicTest' differs"):
         FER2013(path, ferplus=tmp_path / "usage.csv")
-    with pytest.raises(ValueError, match="ferplus_mode"):
-        ferplus_labels(votes, "mean")
+    columns = list(lines)
+    columns[4] = columns[4].rsplit(",", 1)[0]  # the NF column is missing
+    (tmp_path / "columns.csv").write_text("\n".join(columns) + "\n")
+    with pytest.raises(ValueError, match=r"line 5 \(data row 3\): expected 12 fields .* got 11"):
+        FER2013(path, ferplus=tmp_path / "columns.csv")
+    negative = votes.copy()
+    negative[7, 6] = -2
+    _write_ferplus(tmp_path / "negative.csv", negative, USAGE)
+    with pytest.raises(ValueError, match=r"line 9 \(data row 7\): negative vote count in 'fear'"):
+        FER2013(path, ferplus=tmp_path / "negative.csv")
+    text = list(lines)
+    text[2] = text[2].replace(",4,4,", ",4,x,")
+    (tmp_path / "text.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(ValueError, match=r"line 3 \(data row 1\): votes .* are not integers"):
+        FER2013(path, ferplus=tmp_path / "text.csv")
 
 
 def test_landmarks_are_source_wide_and_checked(tmp_path, fer_csv) -> None:

@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtl_heads.datasets import FER2013, FERPLUS_CLASSES
+from mtl_heads.datasets import (
+    FER2013,
+    FERPLUS_CLASSES,
+    FERPLUS_MODES,
+    ferplus_drop_reasons,
+    ferplus_to_fer2013,
+    read_ferplus_votes,
+)
 
 pytestmark = pytest.mark.realdata
 
@@ -86,20 +93,33 @@ def test_folder_loader_matches_csv_loader(fer_arrays, fer_export) -> None:
 
 def test_ferplus_labels(fer_arrays, fer_export) -> None:
     csv, fp = fer_export / "fer2013.csv", fer_export / "fer2013new.csv"
-    hard = FER2013(csv, split="all", ferplus=fp)
-    soft = FER2013(csv, split="all", ferplus=fp, ferplus_mode="soft")
-    assert hard.classes == FERPLUS_CLASSES and soft.labels.shape == (32298, 8)
-    no_votes = (fer_arrays["ferplus_votes"] < 0).any(1)  # rows of unknown csv row
-    assert (soft.labels[no_votes] == 0).all() and (hard.labels[no_votes] == -100).all()
-    sums = soft.labels[~no_votes].sum(1)
-    has_emotion = fer_arrays["ferplus_votes"][~no_votes, :8].sum(1) > 0
-    np.testing.assert_allclose(sums[has_emotion], 1.0, rtol=1e-5)
-    labelled = hard.labels >= 0
-    print(f"FER+ majority: {labelled.mean():.1%} of images have a label")
-    assert labelled.mean() > 0.7
-    # FER's happy (3) and FER+'s happiness (1) agree on most images
-    happy = (hard.labels[labelled & (fer_arrays["labels"] == 3)] == 1).mean()
-    assert happy > 0.85
+    votes, names = read_ferplus_votes(fp, fer_arrays["split"])
+    print("\nFER+ images kept per split and mode (of the images with FER+ votes)")
+    print(f"{'split':<11} {'with votes':>10} " + " ".join(f"{m:>12}" for m in FERPLUS_MODES))
+    kept = {}
+    for split in COUNTS:
+        sel = (fer_arrays["split"] == split) & (names != "")
+        kept[split] = {m: int((ferplus_drop_reasons(votes[sel], m) == "").sum())
+                       for m in FERPLUS_MODES}
+        print(f"{split:<11} {sel.sum():>10} " + " ".join(f"{kept[split][m]:>12}"
+                                                         for m in FERPLUS_MODES))
+    # FER+'s reference rule (microsoft/FERPlus src/ferplus.py), counted with its own code.
+    assert kept["Training"]["majority"] == 25057 and kept["PublicTest"]["majority"] == 3199
+    for split in COUNTS:
+        ds = FER2013(csv, split=split, ferplus=fp)
+        assert ds.classes == FERPLUS_CLASSES and len(ds) == kept[split]["majority"]
+        print(f"{split}: dropped {ds.ferplus_dropped}")
+        # the rows without a FER+ image name are the copy's rows of unknown csv row
+        no_row = ((fer_arrays["ferplus_votes"] < 0).any(1) & (fer_arrays["split"] == split)).sum()
+        assert ds.ferplus_dropped["not in FER+"] == no_row
+        assert sum(ds.ferplus_dropped.values()) + len(ds) == sum(COUNTS[split])
+        np.testing.assert_array_equal(ds.images, fer_arrays["images"][ds.rows])
+        # FER's happy (3) and FER+'s happiness (1) agree on most images
+        happy = fer_arrays["labels"][ds.rows] == 3
+        assert (ds.labels[happy] == 1).mean() > 0.9
+        same = (ferplus_to_fer2013(ds.labels) == fer_arrays["labels"][ds.rows]).mean()
+        print(f"{split}: FER+ majority label = FER2013 label (mapped to 7 classes): {same:.1%}")
+        assert same > 0.6
 
 
 def test_duplicate_groups_match_the_copy(fer_arrays, fer_export) -> None:

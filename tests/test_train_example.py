@@ -312,3 +312,50 @@ def test_epoch_batches_cover_each_sample_once_per_variant():
     again = train.epoch_batches(100, args, epoch=2)
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
     assert not torch.equal(torch.cat(batches), torch.cat(train.epoch_batches(100, args, epoch=3)))
+
+
+def _ferplus_csv(path: Path) -> Path:
+    from mtl_heads.datasets.fer2013 import FERPLUS_COLUMNS
+
+    usage = ["Training"] * 40 + ["PublicTest"] * 10 + ["PrivateTest"] * 10
+    with open(path, "w") as f:
+        f.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
+        for i, use in enumerate(usage):
+            votes = [0] * 10
+            votes[i % 8] = 10  # every class, contempt included
+            if i % 5 == 4:
+                votes = [4, 4, 0, 0, 0, 0, 0, 0, 0, 2]  # no majority: FER+ drops the image
+            f.write(f"{use},fer{i:07d}.png," + ",".join(map(str, votes)) + "\n")
+    return path
+
+
+def test_ferplus_labels_and_dropped_images(tmp_path, capsys, tiny_fer):
+    train = load_train_module()
+    fp = _ferplus_csv(tmp_path / "fer2013new.csv")
+    out = tmp_path / "out"
+    args = ["--data", str(tiny_fer / "fer2013.csv"), "--ferplus", str(fp), "--label-maps", "0",
+            "--epochs", "1", "--batch-size", "8", "--val-fraction", "0", "--quiet",
+            "--output", str(out)]
+    assert train.main(args) == 0, capsys.readouterr().err
+    final = json.loads((out / "final.json").read_text())
+    assert {k: v["n"] for k, v in final["test"].items()} == {
+        "PublicTest": 8, "PrivateTest": 8, "test": 16}
+    assert final["samples_seen"] == 32  # 40 Training rows, 8 dropped
+    model = tensors(out / "last.safetensors")
+    assert any(t.shape[0] == 8 for k, t in model.items() if k.endswith("bias"))  # 8 classes
+
+
+def test_ferplus_bad_options(tmp_path, capsys, tiny_fer):
+    train = load_train_module()
+    fp = _ferplus_csv(tmp_path / "fer2013new.csv")
+    soft = ["--data", str(tiny_fer / "fer2013.csv"), "--ferplus", str(fp), "--ferplus-mode",
+            "crossentropy", "--label-maps", "0", "--output", str(tmp_path / "soft")]
+    assert train.main(soft) == 2
+    assert "soft labels are not supported" in capsys.readouterr().err
+    other = ["--data", "synthetic", "--ferplus", str(fp), "--output", str(tmp_path / "x")]
+    assert train.main(other) == 2
+    assert "--ferplus labels FER2013 rows" in capsys.readouterr().err
+    missing = ["--data", str(tiny_fer / "fer2013.csv"), "--ferplus", "no/such.csv",
+               "--label-maps", "0", "--output", str(tmp_path / "y")]
+    assert train.main(missing) == 2
+    assert "--ferplus no/such.csv: no such file" in capsys.readouterr().err

@@ -119,19 +119,17 @@ class FaceDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         image = torch.from_numpy(self.images[index])
         image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1)
-        label = self.labels[index]
-        item = {
-            "image": image.contiguous(),
-            "label": torch.from_numpy(
-                np.array(label, dtype=np.float32 if label.ndim else np.int64)
-            ),
-        }
+        item = {"image": image.contiguous(), "label": self._item_label(index)}
         if self.landmarks is not None:
             item["landmarks"] = torch.from_numpy(self.landmarks[index])
             item["landmarks_valid"] = torch.tensor(bool(self.landmarks_valid[index]))
         if self.transform is not None:
             return self.transform(item)
         return item
+
+    def _item_label(self, index: int) -> torch.Tensor:
+        label = self.labels[index]
+        return torch.from_numpy(np.array(label, dtype=np.float32 if label.ndim else np.int64))
 
     def extra_repr(self) -> str:
         return ""

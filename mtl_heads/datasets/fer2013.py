@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ._base import FaceDataset, duplicate_groups
 
@@ -31,7 +32,11 @@ __all__ = [
     "read_fer2013_csv",
     "read_fer2013_folder",
     "read_ferplus_votes",
+    "FERPLUS_MODES",
+    "FERPLUS_TO_FER2013",
     "ferplus_labels",
+    "ferplus_drop_reasons",
+    "ferplus_to_fer2013",
 ]
 
 FER2013_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
@@ -58,6 +63,11 @@ FERPLUS_COLUMNS = [
     "NF",
 ]
 FERPLUS_CLASSES = FERPLUS_COLUMNS[:8]
+#: The label rules of the FER+ paper (see :func:`ferplus_labels`).
+FERPLUS_MODES = ("majority", "probability", "crossentropy", "multi_target")
+#: FER2013 class id of each FER+ class (contempt has none: -100).
+FERPLUS_TO_FER2013 = (6, 3, 5, 4, 0, 1, 2, -100)
+IGNORE_INDEX = -100
 IMAGE_SIZE = 48
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -198,7 +208,9 @@ def read_fer2013_folder(root: str | Path) -> tuple[np.ndarray, np.ndarray, np.nd
     return images, labels, np.array(usage), names
 
 
-def read_ferplus_votes(path: str | Path, usage: np.ndarray | None = None) -> np.ndarray:
+def read_ferplus_votes(
+    path: str | Path, usage: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read the votes of ``fer2013new.csv`` (FER+), one row per fer2013.csv row.
 
     Args:
@@ -206,10 +218,18 @@ def read_ferplus_votes(path: str | Path, usage: np.ndarray | None = None) -> np.
         usage: the fer2013.csv Usage column; when given, row counts and Usage must agree.
 
     Returns:
-        int64 (N, 10) votes in the column order ``neutral happiness surprise sadness anger
-        disgust fear contempt unknown NF``.
+        ``(votes, names)``: int64 (N, 10) votes in the column order ``neutral happiness surprise
+        sadness anger disgust fear contempt unknown NF``, and str (N,) the ``Image name`` of
+        each row; FER+ leaves it empty for the rows it did not label (its reference code skips
+        them).
+
+    Raises:
+        ValueError: a header other than FER+'s, a row count or Usage that differs from the
+            fer2013 csv, a row without 12 fields, or a vote that is not a non-negative integer.
+            Rows are named by their 1-based line (the header is line 1) and 0-based data row.
     """
     path = Path(path)
+    n_fields = 2 + len(FERPLUS_COLUMNS)
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
@@ -225,8 +245,14 @@ def read_ferplus_votes(path: str | Path, usage: np.ndarray | None = None) -> np.
             "FER+ joins by row, the files must be the same length"
         )
     votes = np.empty((len(rows), len(FERPLUS_COLUMNS)), dtype=np.int64)
+    names = np.empty(len(rows), dtype=object)
     for i, row in enumerate(rows):
         where = f"{path}, line {i + 2} (data row {i})"
+        if len(row) != n_fields:
+            raise ValueError(
+                f"{where}: expected {n_fields} fields (Usage, Image name and "
+                f"{len(FERPLUS_COLUMNS)} vote columns), got {len(row)}"
+            )
         if usage is not None and row[0].strip() != usage[i]:
             raise ValueError(
                 f"{where}: Usage {row[0]!r} differs from the fer2013 csv's {usage[i]!r}"
@@ -235,40 +261,195 @@ def read_ferplus_votes(path: str | Path, usage: np.ndarray | None = None) -> np.
             votes[i] = [int(v) for v in row[2:]]
         except ValueError:
             raise ValueError(f"{where}: votes {row[2:]} are not integers") from None
-    return votes
+        if (votes[i] < 0).any():
+            column = FERPLUS_COLUMNS[int(np.argmax(votes[i] < 0))]
+            raise ValueError(f"{where}: negative vote count in {column!r}: {row[2:]}")
+        names[i] = row[1].strip()
+    return votes, names.astype(str)
+
+
+def _check_votes(votes: np.ndarray) -> np.ndarray:
+    votes = np.asarray(votes)
+    if votes.ndim != 2 or votes.shape[1] != len(FERPLUS_COLUMNS):
+        raise ValueError(
+            f"FER+ votes must be (N, {len(FERPLUS_COLUMNS)}) in the column order "
+            f"{' '.join(FERPLUS_COLUMNS)}, got shape {votes.shape}"
+        )
+    if votes.dtype.kind not in "iu":
+        raise TypeError(f"FER+ votes must be integer counts, got {votes.dtype}")
+    if (votes < 0).any():
+        row = int(np.argmax((votes < 0).any(1)))
+        raise ValueError(f"FER+ votes row {row} holds a negative count: {votes[row].tolist()}")
+    return votes.astype(np.int64)
+
+
+def _ferplus_row(votes: list[int], mode: str) -> tuple[list[int], str]:
+    """The votes FER+ keeps for one image under ``mode``, and why it is dropped ('' = kept)."""
+    unknown, nf = len(FERPLUS_CLASSES), len(FERPLUS_CLASSES) + 1
+    # Outlier removal (FER+ reference): an emotion named by a single tagger is noise.
+    v = [n if n > 1 else 0 for n in votes]
+    total = sum(v)
+    kept = [0] * len(v)
+    if mode == "majority":
+        top = max(v)
+        if 2 * top > total:  # false when no votes are left (0 > 0)
+            winner = v.index(top)
+            kept[winner] = top
+    elif mode in ("probability", "crossentropy"):
+        # Take the most-voted columns (ties together) until they hold 75 % of the votes, at most
+        # three passes; "unknown" or "NF" reaching the top ends the search and is only kept when
+        # it comes first.
+        left, covered, count, stop = list(v), 0, 0, False
+        while 4 * covered < 3 * total and count < 3 and not stop:
+            top = max(left)
+            for i, n in enumerate(left):
+                if n != top:
+                    continue
+                if i >= unknown:
+                    if sum(kept) == 0:
+                        kept[i] = top
+                        count += 1
+                    stop = True
+                    break
+                kept[i], left[i] = top, 0
+                covered += top
+                count += 1
+        if count > 3:  # ties pushed past three emotions: no clear answer
+            kept = [0] * len(v)
+    elif mode == "multi_target":
+        # Every column holding at least 30 % of the votes.
+        kept = [n if total > 0 and 10 * n >= 3 * total else 0 for n in v]
+    else:
+        raise ValueError(f"ferplus_mode must be one of {list(FERPLUS_MODES)}, got {mode!r}")
+    # Half of the votes or fewer behind the result: FER+ calls the image "unknown".
+    if 2 * sum(kept) <= total:
+        return [0] * unknown, "no agreement"
+    winner = kept.index(max(kept))
+    if winner == unknown:
+        return [0] * unknown, "unknown"
+    if winner == nf:
+        return [0] * unknown, "NF"
+    return kept[:unknown], ""
+
+
+def _ferplus_targets(votes: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Float (N, 8) kept votes normalised to sum 1 (zeros if dropped) and str (N,) reasons."""
+    if mode not in FERPLUS_MODES:
+        raise ValueError(f"ferplus_mode must be one of {list(FERPLUS_MODES)}, got {mode!r}")
+    votes = _check_votes(votes)
+    targets = np.zeros((len(votes), len(FERPLUS_CLASSES)), dtype=np.float64)
+    reasons = np.empty(len(votes), dtype=object)
+    for i, row in enumerate(votes.tolist()):
+        kept, reasons[i] = _ferplus_row(row, mode)
+        targets[i] = kept
+    total = targets.sum(1, keepdims=True)
+    targets = np.divide(targets, total, out=np.zeros_like(targets), where=total > 0)
+    return targets.astype(np.float32), reasons.astype(str)
 
 
 def ferplus_labels(votes: np.ndarray, mode: str = "majority") -> np.ndarray:
-    """Labels over FER+'s 8 emotion classes from its 10 vote columns.
+    """Labels over FER+'s 8 emotion classes from its 10 vote columns, by FER+'s own rules.
+
+    Each mode is the one of Barsoum et al. 2016 (arXiv:1608.01041) as its reference code
+    (``microsoft/FERPlus``, ``src/ferplus.py``) defines it. In every mode a column holding a
+    single vote is first set to zero (outlier removal); an image is dropped when less than half
+    of the remaining votes back the result ("no agreement") or when the winning column is
+    ``unknown`` or ``NF`` (not a face). :func:`ferplus_drop_reasons` says which.
 
     Args:
-        votes: (N, 10) votes (``neutral ... contempt, unknown, NF``).
-        mode: ``"majority"``: the emotion holding strictly more than half of all votes cast
-            (unknown and NF included, FER+'s own rule), else -100 (ignored by the loss).
-            ``"soft"``: the 8 emotion votes normalised to sum to 1; rows without any emotion
-            vote are all zeros (they add nothing to a soft cross-entropy).
+        votes: (N, 10) non-negative vote counts (``neutral ... contempt, unknown, NF``).
+        mode: ``"majority"``: the emotion holding more than half of the votes; int64 (N,),
+            -100 (ignored by the loss) where dropped.
+            ``"crossentropy"``: the most-voted emotions, ties together, until they hold 75 % of
+            the votes (at most three; more through ties drops the image), as a float (8,)
+            distribution over them; all zeros where dropped.
+            ``"probability"``: the same distribution; FER+ draws one class from it each time the
+            image is used (:class:`FER2013` does so per item).
+            ``"multi_target"``: 1.0 on every emotion with at least 30 % of the votes, float
+            (8,); all zeros where dropped. FER+ trains it with ``-log max_k(t_k p_k)``.
 
     Returns:
-        int64 (N,) or float32 (N, 8).
+        int64 (N,) for ``majority``, else float32 (N, 8).
+
+    Raises:
+        ValueError: an unknown mode, votes not shaped (N, 10), or a negative count.
 
     Examples:
         >>> import numpy as np
-        >>> v = np.array([[0, 9, 1, 0, 0, 0, 0, 0, 0, 0], [4, 4, 0, 0, 0, 0, 0, 0, 0, 2]])
+        >>> v = np.array([
+        ...     [1, 6, 1, 1, 1, 0, 0, 0, 0, 0],  # 6 of 10 votes, 6 of 6 after outlier removal
+        ...     [4, 4, 0, 0, 0, 0, 0, 0, 0, 2],  # no emotion above half
+        ...     [0, 6, 4, 0, 0, 0, 0, 0, 0, 0],
+        ... ])
         >>> ferplus_labels(v).tolist()
-        [1, -100]
-        >>> ferplus_labels(v, "soft")[1].round(2).tolist()
-        [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        [1, -100, 1]
+        >>> ferplus_labels(v, "crossentropy")[2].round(2).tolist()
+        [0.0, 0.6, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0]
+        >>> ferplus_labels(v, "multi_target")[1].tolist()
+        [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
-    votes = np.asarray(votes, dtype=np.int64).clip(min=0)
-    emotions = votes[:, :8]
-    if mode == "soft":
-        total = emotions.sum(1, keepdims=True)
-        return (emotions / np.maximum(total, 1)).astype(np.float32)
-    if mode != "majority":
-        raise ValueError(f"ferplus_mode must be 'majority' or 'soft', got {mode!r}")
-    top = emotions.argmax(1)
-    has_majority = 2 * emotions.max(1) > votes.sum(1)
-    return np.where(has_majority, top, -100).astype(np.int64)
+    return _labels_from_targets(*_ferplus_targets(votes, mode), mode)
+
+
+def _labels_from_targets(targets: np.ndarray, reasons: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "majority":
+        return np.where(reasons == "", targets.argmax(1), IGNORE_INDEX).astype(np.int64)
+    if mode == "multi_target":
+        return (targets > 0).astype(np.float32)
+    return targets
+
+
+def ferplus_drop_reasons(votes: np.ndarray, mode: str = "majority") -> np.ndarray:
+    """Why :func:`ferplus_labels` drops each image: ``""`` (kept), ``"no agreement"``,
+    ``"unknown"`` or ``"NF"``.
+
+    Args:
+        votes: (N, 10) non-negative vote counts.
+        mode: one of ``"majority"``, ``"probability"``, ``"crossentropy"``, ``"multi_target"``.
+
+    Returns:
+        str (N,).
+
+    Examples:
+        >>> import numpy as np
+        >>> v = np.array([[6, 0, 0, 0, 0, 0, 0, 0, 0, 4], [0, 0, 0, 0, 0, 0, 0, 0, 3, 7],
+        ...               [3, 3, 0, 0, 0, 0, 0, 0, 0, 4]])
+        >>> ferplus_drop_reasons(v).tolist()
+        ['', 'NF', 'no agreement']
+    """
+    return _ferplus_targets(votes, mode)[1]
+
+
+def ferplus_to_fer2013(labels: np.ndarray) -> np.ndarray:
+    """Map FER+ class ids to FER2013's 7 classes, to compare with FER2013 labels.
+
+    ``neutral happiness surprise sadness anger disgust fear`` become FER2013's ``Neutral Happy
+    Surprise Sad Angry Disgust Fear`` (6 3 5 4 0 1 2). ``contempt`` has no FER2013 class and,
+    like -100, becomes -100.
+
+    Args:
+        labels: int FER+ class ids in 0..7 or -100.
+
+    Returns:
+        int64 FER2013 class ids in 0..6 or -100, the shape of ``labels``.
+
+    Raises:
+        ValueError: an id outside 0..7 that is not -100.
+
+    Examples:
+        >>> import numpy as np
+        >>> ferplus_to_fer2013(np.array([0, 1, 7, -100])).tolist()
+        [6, 3, -100, -100]
+    """
+    labels = np.asarray(labels)
+    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= len(FERPLUS_CLASSES)))
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(
+            f"labels[{i}] = {labels.ravel()[i]} is not a FER+ class id in 0..7 nor -100"
+        )
+    table = np.array(FERPLUS_TO_FER2013 + (IGNORE_INDEX,), dtype=np.int64)
+    return table[np.where(labels == IGNORE_INDEX, len(FERPLUS_CLASSES), labels)]
 
 
 class FER2013(FaceDataset):
@@ -283,9 +464,14 @@ class FER2013(FaceDataset):
             PrivateTest, the paper's 7,177-image test set) or ``"all"``.
         landmarks: a landmark file made for this source (``mtl-heads annotate path``): one file
             covers all rows, in source order; its fingerprint is checked against the images.
-        ferplus: ``fer2013new.csv``; replaces the labels by FER+'s (8 classes). csv form only.
-        ferplus_mode: ``"majority"`` (int labels, -100 where no majority) or ``"soft"``
-            (float (8,) vote fractions). See :func:`ferplus_labels`.
+        ferplus: ``fer2013new.csv``; replaces the labels by FER+'s (8 classes) and keeps only the
+            images FER+ labels under ``ferplus_mode`` (see :attr:`ferplus_dropped`). csv form
+            only.
+        ferplus_mode: one of :data:`FERPLUS_MODES`, as in :func:`ferplus_labels`:
+            ``"majority"`` (int labels), ``"crossentropy"`` (float (8,) distributions),
+            ``"probability"`` (``labels`` holds the distribution, each item draws a class id from
+            it with torch's generator) or ``"multi_target"`` (float (8,) 0/1). FER+ evaluates
+            every mode on ``"majority"`` test labels.
         transform: callable applied to each item dict.
 
     Attributes:
@@ -298,6 +484,9 @@ class FER2013(FaceDataset):
             the sorted folder listing).
         names: relative file names (folder form) or None.
         ferplus_votes: int64 (N, 10) FER+ votes or None.
+        ferplus_dropped: images of this split that FER+ leaves out, by reason (``"not in
+            FER+"``: no image name in ``fer2013new.csv``; ``"no agreement"``, ``"unknown"``,
+            ``"NF"``: see :func:`ferplus_drop_reasons`); empty without ``ferplus``.
         classes: label names.
 
     Examples:
@@ -326,10 +515,13 @@ class FER2013(FaceDataset):
         super().__init__(transform)
         if split not in SPLITS:
             raise ValueError(f"unknown FER2013 split {split!r}, expected one of {list(SPLITS)}")
-        if ferplus_mode not in ("majority", "soft"):
-            raise ValueError(f"ferplus_mode must be 'majority' or 'soft', got {ferplus_mode!r}")
+        if ferplus_mode not in FERPLUS_MODES:
+            raise ValueError(
+                f"ferplus_mode must be one of {list(FERPLUS_MODES)}, got {ferplus_mode!r}"
+            )
         self.path = Path(path)
         self.split = split
+        self.ferplus_mode = ferplus_mode if ferplus is not None else None
         if self.path.is_dir():
             if ferplus is not None:
                 raise ValueError(
@@ -344,17 +536,30 @@ class FER2013(FaceDataset):
             raise FileNotFoundError(f"FER2013 not found: {self.path}")
         classes = FER2013_CLASSES
         votes = None
-        if ferplus is not None:
-            votes = read_ferplus_votes(ferplus, usage)
-            labels = ferplus_labels(votes, ferplus_mode)
-            classes = FERPLUS_CLASSES
         rows = np.flatnonzero(np.isin(usage, SPLITS[split]))
+        self.ferplus_dropped: dict[str, int] = {}
+        if ferplus is not None:
+            votes, ferplus_names = read_ferplus_votes(ferplus, usage)
+            targets, reasons = _ferplus_targets(votes, ferplus_mode)
+            reasons = np.where(ferplus_names == "", "not in FER+", reasons)
+            for reason in ("not in FER+", "no agreement", "unknown", "NF"):
+                self.ferplus_dropped[reason] = int((reasons[rows] == reason).sum())
+            rows = rows[reasons[rows] == ""]
+            labels = _labels_from_targets(targets, reasons, ferplus_mode)
+            classes = FERPLUS_CLASSES
         self.ferplus_votes = None if votes is None else votes[rows]
         self.rows = rows
         self.usage = usage[rows]
         self.names = None if names is None else [names[i] for i in rows]
         self._set_arrays(images[rows], labels[rows], classes)
         self._attach_landmarks(landmarks, images, rows)
+
+    def _item_label(self, index: int) -> torch.Tensor:
+        label = super()._item_label(index)
+        if self.ferplus_mode == "probability":
+            # FER+ draws the class anew each time the image is used (``_process_target``).
+            return torch.multinomial(label, 1)[0]
+        return label
 
     def duplicate_groups(self) -> np.ndarray:
         """Group ids of pixel-identical images within this split.
@@ -368,4 +573,10 @@ class FER2013(FaceDataset):
         return duplicate_groups(self.images)
 
     def extra_repr(self) -> str:
-        return f"split={self.split!r}"
+        if self.ferplus_mode is None:
+            return f"split={self.split!r}"
+        dropped = ", ".join(f"{k}: {v}" for k, v in self.ferplus_dropped.items() if v)
+        return (
+            f"split={self.split!r}, ferplus_mode={self.ferplus_mode!r}, "
+            f"dropped {{{dropped}}}"
+        )
