@@ -7,7 +7,8 @@ Chromium through the Chrome DevTools protocol, and reports, per page and viewpor
 - raw math left in the rendered text (``\\(``, ``\\[``, ``$$`` outside code) and KaTeX errors;
 - images that did not load, and any request that failed (a missing font, script, stylesheet);
 - JavaScript errors: uncaught exceptions, ``console.error``, the browser's own error log;
-- requests that leave the site (a CDN, web fonts): the site must work without network;
+- requests that leave the site (a CDN, web fonts): the site must work without network (the
+  theme's GitHub repository facts, which fail quietly, are allowed: ``ALLOWED_EXTERNAL``);
 - pages wider than the viewport (a horizontal scroll bar), naming the elements that stick out.
 
 Chromium runs behind a proxy address where nothing listens, so no request ever leaves the
@@ -47,6 +48,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# The theme's repository header asks GitHub for stars, forks and the latest release; without
+# network it shows the repository name alone, so these requests are allowed to fail.
+ALLOWED_EXTERNAL = ("https://api.github.com/repos/",)
 # The most a full-page screenshot covers, in CSS pixels (results.md is long).
 MAX_SCREENSHOT_HEIGHT = 12000
 
@@ -153,7 +157,8 @@ class DevTools:
                 f"--user-data-dir={self._profile}", "--remote-debugging-port=0",
                 # Nothing listens on the discard port: every request that would leave the
                 # machine fails here, and the check reports it.
-                "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--proxy-server=127.0.0.1:9",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                 "about:blank",
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -259,7 +264,9 @@ def _console_problems(events: list[dict], session: str) -> Iterator[tuple[str, s
                 yield "js-error", params["entry"]["text"]
 
 
-def _network_problems(events: list[dict], session: str) -> Iterator[tuple[str, str]]:
+def _network_problems(
+    events: list[dict], session: str, allowed_external: Sequence[str]
+) -> Iterator[tuple[str, str]]:
     urls: dict[str, str] = {}
     for event in events:
         if event.get("sessionId") != session:
@@ -269,8 +276,10 @@ def _network_problems(events: list[dict], session: str) -> Iterator[tuple[str, s
             url = params["request"]["url"]
             urls[params["requestId"]] = url
             parts = urlsplit(url)
-            if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOCAL_HOSTS:
-                yield "external-request", url
+            outside = parts.scheme in ("http", "https", "ws", "wss")
+            if outside and parts.hostname not in LOCAL_HOSTS:
+                if not url.startswith(tuple(allowed_external)):
+                    yield "external-request", url
         elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
             yield "request-failed", f"{params['response']['status']} {params['response']['url']}"
         elif method == "Network.loadingFailed" and not params.get("canceled"):
@@ -281,7 +290,7 @@ def _network_problems(events: list[dict], session: str) -> Iterator[tuple[str, s
 
 def check_page(
     browser: DevTools, base_url: str, page: str, width: int, height: int = 900,
-    screenshot: Path | None = None,
+    screenshot: Path | None = None, allowed_external: Sequence[str] = ALLOWED_EXTERNAL,
 ) -> list[Problem]:
     """Load one page at one viewport width and return what is broken on it.
 
@@ -292,6 +301,7 @@ def check_page(
         width: viewport width in CSS pixels.
         height: viewport height in CSS pixels.
         screenshot: where to save a full-page PNG, or ``None``.
+        allowed_external: URL prefixes outside the site that the page may ask for.
 
     Returns:
         The problems found, in the order they were seen.
@@ -338,8 +348,9 @@ def check_page(
     problems = [Problem(name, width, "raw-math", f"...{text}...") for text in seen["raw"]]
     problems += [Problem(name, width, "katex-error", err) for err in seen["katexErrors"]]
     problems += [Problem(name, width, "image", f"did not load: {src}") for src in seen["images"]]
-    problems += [Problem(name, width, kind, d) for kind, d in _network_problems(events, session)]
-    problems += [Problem(name, width, kind, d) for kind, d in _console_problems(events, session)]
+    for kind, detail in (*_network_problems(events, session, allowed_external),
+                         *_console_problems(events, session)):
+        problems.append(Problem(name, width, kind, detail))
     if seen["scrollWidth"] > seen["viewport"]:
         culprits = "; ".join(seen["overflowing"]) or "no single element found"
         problems.append(Problem(
@@ -350,7 +361,7 @@ def check_page(
 
 
 def screenshot_name(page: str) -> str:
-    """File name of a page's screenshot: ``concepts/`` -> ``concepts.png``, home -> ``index.png``."""
+    """A page's screenshot file: ``concepts/`` -> ``concepts.png``, home -> ``index.png``."""
     stem = page.strip("/").removesuffix(".html").replace("/", "_")
     return f"{stem or 'index'}.png"
 
@@ -358,6 +369,7 @@ def screenshot_name(page: str) -> str:
 def check_site(
     site: Path, chromium: str, widths: Sequence[int] = (1280, 390),
     screenshots: Path | None = None, pages: Sequence[str] | None = None,
+    allowed_external: Sequence[str] = ALLOWED_EXTERNAL,
 ) -> list[Problem]:
     """Serve a built site and check every page at every width.
 
@@ -367,6 +379,7 @@ def check_site(
         widths: viewport widths in CSS pixels; screenshots are taken at the first.
         screenshots: folder for one PNG per page, or ``None`` for none.
         pages: URL paths to check; default every HTML file in ``site``.
+        allowed_external: URL prefixes outside the site that pages may ask for.
 
     Returns:
         Every problem found; empty when the site reads as it should.
@@ -383,7 +396,10 @@ def check_site(
             for page in pages:
                 for i, width in enumerate(widths):
                     shot = screenshots / screenshot_name(page) if screenshots and i == 0 else None
-                    problems += check_page(browser, base_url, page, width, screenshot=shot)
+                    problems += check_page(
+                        browser, base_url, page, width, screenshot=shot,
+                        allowed_external=allowed_external,
+                    )
     finally:
         browser.close()
     return problems
@@ -410,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="save one full-page PNG per page here")
     parser.add_argument("--widths", type=int, nargs="+", default=[1280, 390],
                         help="viewport widths in CSS pixels (default: 1280 390)")
+    parser.add_argument("--allow-external", nargs="*", default=list(ALLOWED_EXTERNAL),
+                        metavar="PREFIX", help="URL prefixes outside the site that pages may "
+                        "ask for (default: the theme's GitHub repository facts)")
     parser.add_argument("--chromium", help="Chromium/Chrome executable (default: $CHROMIUM, PATH)")
     args = parser.parse_args(argv)
 
@@ -422,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             site = Path(tmp) / "site"
             build_site(args.config, site)
         pages = site_pages(site)
-        problems = check_site(site, chromium, args.widths, args.screenshots, pages)
+        problems = check_site(
+            site, chromium, args.widths, args.screenshots, pages, args.allow_external
+        )
     for problem in problems:
         print(problem)
     shots = f"; screenshots in {args.screenshots}" if args.screenshots else ""
