@@ -14,12 +14,13 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
 SITE_PATH = "assets/katex"
+# The checkout's root, where package.json is; also for configs elsewhere that INHERIT ours.
+ROOT = Path(__file__).resolve().parents[2]
 _ASSETS = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
 
 
-def katex_dist(config: MkDocsConfig) -> Path:
-    """KaTeX's ``dist/`` folder in ``node_modules`` beside ``mkdocs.yml``; raises if absent."""
-    root = Path(config.config_file_path).resolve().parent
+def katex_dist(root: Path = ROOT) -> Path:
+    """KaTeX's ``dist/`` folder in ``root/node_modules``; raises if it is not installed."""
     dist = root / "node_modules" / "katex" / "dist"
     missing = [name for name in _ASSETS if not (dist / name).is_file()]
     if missing or not (dist / "fonts").is_dir():
@@ -31,7 +32,7 @@ def katex_dist(config: MkDocsConfig) -> Path:
 
 
 def on_files(files: Files, *, config: MkDocsConfig) -> Files:
-    dist = katex_dist(config)
+    dist = katex_dist()
     fonts = sorted(p.relative_to(dist).as_posix() for p in (dist / "fonts").iterdir())
     for name in (*_ASSETS, *fonts):
         files.append(
