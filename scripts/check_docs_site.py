@@ -145,7 +145,13 @@ class DevTools:
     """A minimal Chrome DevTools protocol client: one headless Chromium, pages as sessions."""
 
     def __init__(self, executable: str, timeout: float = 30.0) -> None:
-        import websocket  # websocket-client, from the docs extra
+        try:
+            import websocket
+        except ImportError as err:
+            raise ImportError(
+                "check_docs_site.py talks to Chromium with websocket-client: "
+                'pip install -e ".[docs]"'
+            ) from err
 
         self.timeout = timeout
         self._profile = tempfile.mkdtemp(prefix="check_docs_site_")
@@ -281,7 +287,10 @@ def _network_problems(
                 if not url.startswith(tuple(allowed_external)):
                     yield "external-request", url
         elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
-            yield "request-failed", f"{params['response']['status']} {params['response']['url']}"
+            url = params["response"]["url"]
+            # Chromium asks for /favicon.ico by itself when a page names no icon.
+            if urlsplit(url).path != "/favicon.ico":
+                yield "request-failed", f"{params['response']['status']} {url}"
         elif method == "Network.loadingFailed" and not params.get("canceled"):
             url = urls.get(params["requestId"], "?")
             if urlsplit(url).hostname in LOCAL_HOSTS:

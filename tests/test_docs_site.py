@@ -31,7 +31,12 @@ def _load(name: str, path: Path) -> ModuleType:
 
 
 check_docs_site = _load("check_docs_site", ROOT / "scripts" / "check_docs_site.py")
-katex_hook = _load("katex_hook", ROOT / "docs" / "hooks" / "katex.py")
+
+
+@pytest.fixture(scope="module")
+def katex_hook() -> ModuleType:
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (docs extra)")
+    return _load("katex_hook", ROOT / "docs" / "hooks" / "katex.py")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def katex() -> Path:
+def katex(katex_hook: ModuleType) -> Path:
     try:
         return katex_hook.katex_dist()
     except Exception as err:  # mkdocs' PluginError
@@ -55,13 +60,25 @@ def _kinds(problems: list, page: str) -> set[str]:
     return {p.kind for p in problems if p.page == page}
 
 
-def test_missing_katex_names_the_fix(tmp_path: Path) -> None:
+def test_missing_katex_names_the_fix(katex_hook: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"KaTeX not found in .*node_modules.*run `npm ci`"):
         katex_hook.katex_dist(tmp_path)
 
 
+def test_bad_arguments_name_the_culprit(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="'no-such-chrome' not found"):
+        check_docs_site.main(["--chromium", "no-such-chrome", "--site", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="not a built site: it has no index.html"):
+        check_docs_site.check_site(tmp_path, "chromium")
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    with pytest.raises(ValueError, match=r"at least 200, got \[1280, 50\]"):
+        check_docs_site.check_site(tmp_path, "chromium", widths=(1280, 50))
+
+
 @pytest.mark.browser
-def test_check_catches_a_broken_page(chromium: str, tmp_path: Path) -> None:
+def test_check_catches_a_broken_page(
+    chromium: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "pixel.png").write_bytes(PIXEL_PNG)
@@ -96,6 +113,14 @@ def test_check_catches_a_broken_page(chromium: str, tmp_path: Path) -> None:
     assert "3000px" in details or "<div> reaches" in details
     for name in ("index.png", "broken.png"):
         assert (shots / name).read_bytes()[:8] == PIXEL_PNG[:8]
+
+    # the command line says the same and fails
+    assert check_docs_site.main(["--site", str(site), "--widths", "800"]) == 1
+    out = capsys.readouterr().out
+    assert "broken.html @800px: raw-math: " in out
+    assert f"2 pages at 800px: {len(problems)} problems" in out
+    (site / "broken.html").unlink()
+    assert check_docs_site.main(["--site", str(site), "--widths", "800"]) == 0
 
 
 @pytest.mark.browser
