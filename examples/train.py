@@ -575,17 +575,19 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     maps_metrics = LabelMapMetrics([g.name for g in PAPER_GROUPS], prior=prior)
     offset = (args.image_size - args.crop) // 2
 
-    def net(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def net(x: torch.Tensor, maps: bool = True) -> dict[str, torch.Tensor]:
         x = pre.normalize_batch(x)
         if args.channels_last and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(args, x.device):
+            if not maps:  # classification only: the deployed classifier, no label-map head
+                return {"logits": model.deploy()(x).float()}
             return {k: v.float() for k, v in model(x).items()}
 
     for idx in torch.split(rows, args.eval_batch_size):
         labels = split.labels[idx]
         x = pre.standardize(split.images[idx].float())
-        out = net(center_crop(x, args.crop))
+        out = net(center_crop(x, args.crop), maps=with_maps)
         keep = labels >= 0
         loss_sum += nn.functional.cross_entropy(
             out["logits"][keep], labels[keep], reduction="sum").double()
@@ -593,7 +595,7 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
         confusion += torch.bincount((labels * num_classes + pred)[keep],
                                     minlength=num_classes**2)
         if tta:
-            probs = predict_ten_crop(lambda v: net(v)["logits"], x, args.crop)
+            probs = predict_ten_crop(lambda v: net(v, maps=False)["logits"], x, args.crop)
             confusion_tta += torch.bincount((labels * num_classes + probs.argmax(1))[keep],
                                             minlength=num_classes**2)
         if with_maps and "label_maps" in out:
