@@ -23,27 +23,38 @@ from train import RESUMABLE, build_parser, train  # noqa: E402
 RESULT_NEUTRAL = RESUMABLE - {"epochs", "early_stop", "tta"}
 
 
+def finished_run(output: Path, args: Sequence[str]) -> dict[str, Any] | None:
+    """``final.json`` of a finished run in ``output`` made with ``args``, or None if unfinished.
+
+    Raises ValueError when ``output`` holds a finished run made with other options.
+    """
+    final = output / "final.json"
+    if not final.is_file():
+        return None
+    # Reuse only a run of the same options (a resumable option such as --epochs still changes
+    # the result of a finished run). An option the run's args.json lacks predates that option
+    # and ran with its default.
+    parser = build_parser()
+    wanted = vars(parser.parse_args([*args, "--output", str(output)]))
+    saved = {**vars(parser.parse_args(["--data", "-", "--output", "-"])),
+             **json.loads((output / "args.json").read_text())}
+    changed = {k: (saved[k], v) for k, v in wanted.items()
+               if k not in RESULT_NEUTRAL and saved[k] != v}
+    if changed:
+        raise ValueError(f"{output} holds a finished run with other options (saved, now): "
+                         f"{changed}; remove it or choose another --output")
+    return json.loads(final.read_text())
+
+
 def run_training(output: Path, args: Sequence[str], *, quiet: bool = False) -> dict[str, Any]:
     """Train (or reuse / resume) one run in ``output`` and return its ``final.json``."""
-    final = output / "final.json"
     argv = [*args, "--output", str(output), "--resume"] + (["--quiet"] if quiet else [])
-    parser = build_parser()
-    wanted = vars(parser.parse_args(argv))
-    if final.is_file():
-        # Reuse only a run of the same options (a resumable option such as --epochs still
-        # changes the result of a finished run). An option the run's args.json lacks predates
-        # that option and ran with its default.
-        saved = {**vars(parser.parse_args(["--data", "-", "--output", "-"])),
-                 **json.loads((output / "args.json").read_text())}
-        changed = {k: (saved[k], v) for k, v in wanted.items()
-                   if k not in RESULT_NEUTRAL and saved[k] != v}
-        if changed:
-            raise ValueError(f"{output} holds a finished run with other options (saved, now): "
-                             f"{changed}; remove it or choose another --output")
+    done = finished_run(output, argv)
+    if done is not None:
         print(f"reusing {output}", flush=True)
-        return json.loads(final.read_text())
+        return done
     print(f"== train {' '.join(argv)}", flush=True)
-    return train(parser.parse_args(argv))
+    return train(build_parser().parse_args(argv))
 
 
 def annotate(data: str, output: Path) -> Path:
