@@ -824,21 +824,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                        probe=not args.no_probe, probe_faces=args.probe_faces)
         print_estimate(est, args.threads, args.jobs)
         return 0
-    save_study(spec, results)
 
     def done(job: Job) -> None:
         path = write_summary(summarize(job.run_dir, spec["name"], job.arm), results)
         print(f"finished {job.key}: {path}", flush=True)
 
-    todo = []
-    for job in jobs:
-        if finished_run(job.run_dir, job.argv) is not None:
-            path = summary_path(results, spec["name"], job.fraction, job.arm, job.seed)
-            if not path.is_file():
-                done(job)
-            print(f"reusing {job.key}", flush=True)
-        else:
-            todo.append(job)
+    # refuse a mismatching finished run before anything is written or trained
+    finished = [job for job in jobs if finished_run(job.run_dir, job.argv) is not None]
+    todo = [job for job in jobs if job not in finished]
+    save_study(spec, results)
+    for job in finished:
+        if not summary_path(results, spec["name"], job.fraction, job.arm, job.seed).is_file():
+            done(job)
+        print(f"reusing {job.key}", flush=True)
     tic = time.perf_counter()
     failures = run_jobs(todo, args.threads, args.jobs, done)
     print(f"{len(todo) - len(failures)} run(s) trained, {len(jobs) - len(todo)} reused, "

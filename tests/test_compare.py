@@ -1,0 +1,225 @@
+"""examples/compare.py: a tiny paired study end to end, reuse, estimate, report, pairing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "synthetic", "--synthetic-train", "120", "--synthetic-test", "48",
+        "--batch-size", "32", "--eval-batch-size", "64", "--epochs", "1", "--lr", "0.05", "--tta"]
+STUDY = {
+    "name": "tiny",
+    "description": "two arms, two seeds",
+    "options": TINY,
+    "arms": {"baseline": ["--label-maps", "0"], "multitask": ["--label-maps", "3"]},
+    "blocks": [{"name": "main", "arms": ["baseline", "multitask"], "seeds": [0, 1],
+                "fractions": [1.0]}],
+}
+
+
+def load(name: str):
+    if name not in sys.modules:
+        sys.path.insert(0, str(ROOT / "examples"))
+        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The tiny study run once in-process: (root, compare module, printed output)."""
+    compare = load("compare")
+    root = tmp_path_factory.mktemp("study")
+    (root / "tiny.json").write_text(json.dumps(STUDY))
+    argv = ["run", str(root / "tiny.json"), "--jobs", "1", "--output", str(root / "runs"),
+            "--results", str(root / "results")]
+    assert compare.main(argv) == 0
+    return root, compare, argv
+
+
+def test_study_writes_one_small_summary_per_run(study) -> None:
+    root, compare, _ = study
+    paths = sorted((root / "results" / "tiny").glob("*/*/s*.json"))
+    assert [p.relative_to(root / "results").as_posix() for p in paths] == [
+        "tiny/1/baseline/s0.json", "tiny/1/baseline/s1.json",
+        "tiny/1/multitask/s0.json", "tiny/1/multitask/s1.json"]
+    for p in paths:
+        assert p.stat().st_size < 16_000
+        s = json.loads(p.read_text())
+        assert s["options"]["seed"] == int(p.stem[1:])
+        assert s["options"]["label_maps"] == (0 if "baseline" in str(p) else 3)
+        launch = s["launches"][0]
+        assert launch["recorded"] == "at launch" and len(launch["code"]["commit"]) == 40
+        assert launch["machine"]["threads_per_run"] == 1 and launch["wall_s"] > 0
+        assert [e["epoch"] for e in s["epochs"]] == [1]
+        assert 0 <= s["final"]["test"]["test"]["acc_tta"] <= 1
+        assert "acc" in s["final"]["val"]
+        assert not any(k.endswith("safetensors") for k in json.dumps(s).split('"'))
+    multitask = json.loads(paths[2].read_text())
+    assert "iou_mean" in multitask["final"]["val"]
+    assert json.loads((root / "results" / "tiny" / "study.json").read_text())["name"] == "tiny"
+
+
+def test_rerun_reuses_finished_runs(study, monkeypatch, capsys) -> None:
+    root, compare, argv = study
+    before = {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("final.json")}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(compare, "run_training", no_training)
+    assert compare.main(argv) == 0
+    assert "0 run(s) trained, 4 reused, 0 failed" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (root / "runs").rglob("final.json")} == before
+
+
+def test_rerun_with_other_options_is_refused(study, capsys) -> None:
+    root, compare, _ = study
+    changed = {**STUDY, "options": [*TINY, "--lr", "0.1"]}
+    (root / "changed.json").write_text(json.dumps(changed))
+    assert compare.main(["run", str(root / "changed.json"), "--jobs", "1", "--output",
+                         str(root / "runs"), "--results", str(root / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a finished run with other options" in err and "'lr': (0.05, 0.1)" in err
+    assert not (root / "other").exists()  # refused before anything ran
+
+
+def test_collect_matches_the_summary_of_run(study, tmp_path) -> None:
+    root, compare, _ = study
+    run_dir = root / "runs" / "tiny" / "1" / "multitask" / "s1"
+    assert compare.main(["collect", str(run_dir), "--study", "tiny", "--arm", "multitask",
+                         "--results", str(tmp_path)]) == 0
+    a = (tmp_path / "tiny" / "1" / "multitask" / "s1.json").read_text()
+    assert a == (root / "results" / "tiny" / "1" / "multitask" / "s1.json").read_text()
+
+
+def test_collect_of_a_folder_without_launch_record(study, tmp_path) -> None:
+    root, compare, _ = study
+    run_dir = root / "runs" / "tiny" / "1" / "baseline" / "s0"
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("args.json", "metrics.jsonl", "final.json"):
+        (bare / name).write_text((run_dir / name).read_text())
+    s = compare.summarize(bare, "tiny", "baseline")
+    assert s["launches"][0]["recorded"] == "at collection"
+    with pytest.raises(FileNotFoundError, match="no final.json"):
+        (bare / "final.json").unlink()
+        compare.summarize(bare, "tiny", "baseline")
+
+
+def test_report_tables(study, tmp_path) -> None:
+    root, compare, _ = study
+    page, block = compare.render(root / "results", tmp_path)
+    assert "| `multitask` | test 10-crop | 2 |" in page
+    assert "| `baseline` | 2 |" in page and "| `multitask` | 2 |" in page
+    assert "1 run(s) × 1 thread(s)" in page
+    assert "| tiny / main | 100% | `multitask` − `baseline` | test 10-crop | 2 |" in block
+    # the numbers are those of the summaries
+    s = [json.loads((root / "results" / "tiny" / "1" / a / f"s{k}.json").read_text())
+         for a in ("baseline", "multitask") for k in (0, 1)]
+    diff = sum(s[2 + k]["final"]["test"]["test"]["acc_tta"]
+               - s[k]["final"]["test"]["test"]["acc_tta"] for k in (0, 1)) / 2
+    assert f"| 2 | {100 * diff:+.2f} |" in block
+
+
+def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
+    root, compare, _ = study
+    import shutil
+
+    shutil.copytree(root / "results", tmp_path / "results")
+    path = tmp_path / "results" / "tiny" / "1" / "multitask" / "s1.json"
+    s = json.loads(path.read_text())
+    s["options"]["split_seed"] = 5
+    path.write_text(json.dumps(s))
+    with pytest.raises(ValueError, match=r"baseline/s1.json and .*multitask/s1.json are not "
+                                         r"paired: they differ in \{'split_seed': \(0, 5\)\}"):
+        compare.render(tmp_path / "results", tmp_path)
+
+
+def test_estimate_from_measured_rates(study, capsys) -> None:
+    root, compare, _ = study
+    spec = compare.check_study(json.loads(json.dumps({**STUDY, "blocks": [
+        {**STUDY["blocks"][0], "seeds": [0, 1, 2]}]})), "test")
+    jobs = compare.plan(spec, root / "runs", [], threads=1)
+    est = compare.estimate(jobs, root / "runs", root / "results", "tiny", threads=1,
+                           concurrency=2, probe=False)
+    samples = json.loads((root / "results" / "tiny" / "1" / "baseline" / "s0.json")
+                         .read_text())["epochs"][0]["samples"]
+    for arm in ("baseline", "multitask"):
+        row = est["arms"][arm]
+        assert (row["runs"], row["finished"], row["source"]) == (3, 2, "measured")
+        assert row["samples"] == samples  # one epoch of the one missing seed
+        assert row["train_s"] == pytest.approx(samples / row["rate"])
+    assert est["wall_hours"] == pytest.approx(est["process_hours"] / 2)
+    assert est["overhead_per_run_s"] is not None
+
+
+def test_paired_runs_share_the_trunk_initialisation() -> None:
+    train = load("train")
+    args = train.build_parser().parse_args(["--data", "synthetic", "--output", "-"])
+
+    def trunk(label_maps: int, seed: int) -> dict[str, torch.Tensor]:
+        args.label_maps, args.seed = label_maps, seed
+        return train.build_model(args, 1, 7).backbone.state_dict()
+
+    base, multi, other = trunk(0, 3), trunk(3, 3), trunk(0, 4)
+    assert base.keys() == multi.keys()
+    assert all(torch.equal(base[k], multi[k]) for k in base)
+    assert not all(torch.equal(base[k], other[k]) for k in base if k.endswith("weight"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"blocks": [{"name": "b", "arms": ["nope"], "seeds": [0], "fractions": [1]}]},
+     "unknown arms"),
+    ({"arms": {"a": ["--seed", "3"]}}, "may not set"),
+    ({"blocks": [{"name": "b", "arms": ["baseline"], "seeds": [0], "fractions": [1.5]}]},
+     r"fractions must be in \(0, 1\]"),
+    ({"name": ""}, "'name' must be"),
+])
+def test_bad_study_files_name_the_culprit(tmp_path, change, message) -> None:
+    compare = load("compare")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**STUDY, **change}))
+    with pytest.raises(ValueError, match=message):
+        compare.load_study(path)
+    assert compare.main(["run", str(path), "--estimate"]) == 2
+
+
+def test_committed_studies_are_valid() -> None:
+    compare = load("compare")
+    for path in sorted((ROOT / "examples" / "studies").glob("*.json")):
+        spec = compare.load_study(path)
+        assert compare.plan(spec, Path("runs"), [], threads=1)
+
+
+def test_committed_tables_match_committed_summaries(tmp_path) -> None:
+    compare = load("compare")
+    page, block = compare.render(ROOT / "results", tmp_path)
+    assert (ROOT / "docs" / "results_study.md").read_text() == page, (
+        "docs/results_study.md is out of date: run `python examples/compare.py report`")
+    readme = (ROOT / "README.md").read_text()
+    assert compare.replace_block(readme, block, "README.md") == readme, (
+        "README's study table is out of date: run `python examples/compare.py report`")
+
+
+@pytest.mark.slow
+def test_two_processes_and_probe(tmp_path) -> None:
+    compare = load("compare")
+    (tmp_path / "tiny.json").write_text(json.dumps(STUDY))
+    common = [str(tmp_path / "tiny.json"), "--output", str(tmp_path / "runs"), "--results",
+              str(tmp_path / "results")]
+    assert compare.main(["run", *common, "--estimate", "--probe-faces", "100"]) == 0
+    assert compare.main(["run", *common, "--jobs", "2", "--seeds", "0"]) == 0
+    for arm in ("baseline", "multitask"):
+        run_dir = tmp_path / "runs" / "tiny" / "1" / arm / "s0"
+        assert "outputs written to" in (run_dir / "train.log").read_text()
+        s = json.loads((tmp_path / "results" / "tiny" / "1" / arm / "s0.json").read_text())
+        assert s["launches"][0]["machine"]["concurrent_runs"] == 2
