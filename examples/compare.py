@@ -47,7 +47,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from experiment import finished_run, run_training  # noqa: E402
+from experiment import RESULT_NEUTRAL, finished_run, run_training  # noqa: E402
 from train import build_parser  # noqa: E402
 
 from mtl_heads.stats import compare_paired, mean_std  # noqa: E402
@@ -61,9 +61,12 @@ PAIRED = ("split_seed", "val_fraction", "train_subset", "seed", "synthetic_train
           "synthetic_test", "synthetic_invalid", "fold")
 # Options that describe the run's machine or invocation, not what it measured.
 NOT_OPTIONS = {"output", "resume", "quiet", "stop_after_steps", "checkpoint_every"}
+# Options that say where the data is or what runs it, given after `--`, not by the study.
+SITE_OPTIONS = {"data", "landmarks", "ferplus", "test_data", "test_landmarks", "device",
+                "amp", "channels_last", "workers", "eval_batch_size"}
 EPOCH_KEYS = ("epoch", "lr", "train_loss", "train_ce", "train_label_maps", "train_acc",
               "samples", "epoch_time", "samples_per_s", "val_acc", "val_loss", "val_iou_mean",
-              "val_soft_iou", "val_nme_mean", "val_iou")
+              "val_nme_mean", "val_iou")
 EVAL_KEYS = ("n", "acc", "acc_tta", "loss", "per_class_acc", "per_class_acc_tta", "confusion",
              "confusion_tta", "iou", "iou_mean", "soft_iou_mean", "nme_mean", "iou_prior_mean",
              "nme_prior_mean")
@@ -237,6 +240,14 @@ def _compact_eval(res: dict[str, Any]) -> dict[str, Any]:
     return {k: res[k] for k in EVAL_KEYS if k in res}
 
 
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.6g}")
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    return v
+
+
 def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
     """The small JSON summary of a finished run folder (no weights).
 
@@ -275,7 +286,8 @@ def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
     else:
         summary["launches"] = [{"code": code_version(), "recorded": "at collection",
                                 "collected": now(), "run_dir": run_dir.name}]
-    summary["epochs"] = [{k: e[k] for k in EPOCH_KEYS if k in e and e[k] is not None}
+    # per-epoch curves to 6 significant digits: a 30-epoch run stays a few KB
+    summary["epochs"] = [{k: _round(e[k]) for k in EPOCH_KEYS if k in e and e[k] is not None}
                          for e in epochs]
     summary["final"] = {
         **{k: final[k] for k in ("data", "device", "world_size", "epochs_run", "samples_seen",
@@ -525,8 +537,10 @@ def print_estimate(est: dict[str, Any], threads: int, concurrency: int) -> None:
         f"{est['overhead_per_run_s'] / 60:.1f} min per run (median of finished runs)"
         if est["overhead_per_run_s"] is not None else
         "not included (no run of this study has finished yet)"))
-    print(f"total: {est['process_hours']:.2f} process-hours = {est['cpu_hours']:.2f} CPU-hours "
-          f"({threads} thread(s) per run); about {est['wall_hours']:.2f} h of wall time at "
+    scope = "arms with a rate" if est["unknown"] else "all arms"
+    print(f"total ({scope}): {est['process_hours']:.2f} process-hours = "
+          f"{est['cpu_hours']:.2f} CPU-hours ({threads} thread(s) per run); about "
+          f"{est['wall_hours']:.2f} h of wall time at "
           f"{concurrency} run(s) at a time; {extra}")
     if est["unknown"]:
         print(f"no rate for {est['unknown']}: run without --no-probe to time them")
@@ -676,10 +690,11 @@ def plot_efficiency(eff: dict[str, dict[float, list[float]]], diff: dict[str, di
     except ImportError:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for arm, by_f in eff.items():
+    for i, (arm, by_f) in enumerate(eff.items()):
         fr = sorted(f for f in by_f if by_f[f])
         stats = [mean_std([100 * v for v in by_f[f]]) for f in fr]
-        axes[0].errorbar([100 * f for f in fr], [m for m, _ in stats],
+        dodge = 1 + 0.03 * (i - (len(eff) - 1) / 2)  # keep the arms' error bars apart
+        axes[0].errorbar([100 * f * dodge for f in fr], [m for m, _ in stats],
                          yerr=[s for _, s in stats], fmt="o-", capsize=3, label=arm)
     for arm, by_f in diff.items():
         fr = sorted(by_f)
@@ -761,7 +776,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 epilog="\n".join(__doc__.splitlines()[7:18]))
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run (or estimate) a study's missing runs")
-    r.add_argument("study", help="study file (JSON, see examples/studies/)")
+    r.add_argument("study", help="study file (JSON, see examples/studies/); then -- and "
+                   "examples/train.py options for every run (--data, --landmarks, --device)")
     r.add_argument("--output", default="runs/study", help="root of the run folders")
     r.add_argument("--results", default=str(ROOT / "results"), help="where summaries go")
     r.add_argument("--jobs", type=int, default=2, help="runs at a time (processes)")
@@ -776,8 +792,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="--estimate: do not time arms without measured runs")
     r.add_argument("--probe-faces", type=int, default=1200,
                    help="--estimate: synthetic faces of the one-epoch timing probe")
-    r.add_argument("train_args", nargs="*",
-                   help="examples/train.py options for every run, after -- (--data, ...)")
     c = sub.add_parser("collect", help="summarise an existing finished run folder")
     c.add_argument("run_dir")
     c.add_argument("--study", required=True)
@@ -790,7 +804,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--page", default=str(ROOT / "docs" / "results_study.md"))
     g.add_argument("--readme", default=str(ROOT / "README.md"))
     g.add_argument("--img", default=str(ROOT / "docs" / "img"))
-    return p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # examples/train.py options for every run come after `--` (argparse's subcommands would
+    # take them for their own)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.train_args = argv[cut + 1:]
+    if args.train_args and args.command != "run":
+        p.error(f"options after -- are for `run` only, got {args.train_args}")
+    return args
 
 
 def save_study(spec: dict[str, Any], results: Path) -> None:
@@ -855,9 +877,26 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise ValueError(f"--arm {args.arm}: not an arm of {args.spec} ({list(spec['arms'])})")
         if not (results / args.study / "study.json").is_file():
             save_study(spec, results)
-    path = write_summary(summarize(Path(args.run_dir), args.study, args.arm), results)
+    summary = summarize(Path(args.run_dir), args.study, args.arm)
+    if args.spec:
+        check_arm(summary, spec, args.run_dir)
+    path = write_summary(summary, results)
     print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
     return 0
+
+
+def check_arm(summary: dict[str, Any], spec: dict[str, Any], where: str) -> None:
+    """Raise unless the run's options are what the study gives its arm (site options aside)."""
+    argv = [*spec["options"], *spec["arms"][summary["arm"]], "--train-subset",
+            fraction_name(summary["fraction"]), "--seed", str(summary["seed"])]
+    parser = build_parser()
+    wanted = vars(parser.parse_args(["--data", "-", "--output", "-", *argv]))
+    site = RESULT_NEUTRAL | NOT_OPTIONS | SITE_OPTIONS
+    diff = {k: (summary["options"].get(k), v) for k, v in wanted.items()
+            if k not in site and summary["options"].get(k) != v}
+    if diff:
+        raise ValueError(f"{where} is not a run of arm {summary['arm']!r} of study "
+                         f"{spec['name']!r}: options differ (run, study): {diff}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

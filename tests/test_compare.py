@@ -101,6 +101,17 @@ def test_collect_matches_the_summary_of_run(study, tmp_path) -> None:
     assert a == (root / "results" / "tiny" / "1" / "multitask" / "s1.json").read_text()
 
 
+def test_collect_checks_the_arm_against_the_study(study, tmp_path, capsys) -> None:
+    root, compare, _ = study
+    run_dir = root / "runs" / "tiny" / "1" / "baseline" / "s0"
+    argv = ["collect", str(run_dir), "--study", "tiny", "--spec", str(root / "tiny.json"),
+            "--results", str(tmp_path)]
+    assert compare.main([*argv, "--arm", "multitask"]) == 2
+    assert "'label_maps': (0, 3)" in capsys.readouterr().err
+    assert compare.main([*argv, "--arm", "baseline"]) == 0
+    assert (tmp_path / "tiny" / "study.json").is_file()
+
+
 def test_collect_of_a_folder_without_launch_record(study, tmp_path) -> None:
     root, compare, _ = study
     run_dir = root / "runs" / "tiny" / "1" / "baseline" / "s0"
@@ -174,6 +185,13 @@ def test_paired_runs_share_the_trunk_initialisation() -> None:
     assert base.keys() == multi.keys()
     assert all(torch.equal(base[k], multi[k]) for k in base)
     assert not all(torch.equal(base[k], other[k]) for k in base if k.endswith("weight"))
+
+
+def test_train_options_after_double_dash() -> None:
+    compare = load("compare")
+    args = compare.parse_args(["run", "s.json", "--jobs", "1", "--", "--data", "x.csv", "--amp"])
+    assert (args.study, args.jobs, args.train_args) == ("s.json", 1, ["--data", "x.csv", "--amp"])
+    assert compare.parse_args(["run", "s.json"]).train_args == []
 
 
 @pytest.mark.parametrize(("change", "message"), [
