@@ -448,7 +448,7 @@ def probe_rates(jobs: list[Job], arms: list[str], threads: int, concurrency: int
     return rates
 
 
-def estimate(jobs: list[Job], output: Path, results: Path, study: str, threads: int,
+def estimate(jobs: list[Job], results: Path, study: str, threads: int,
              concurrency: int, probe: bool = True, probe_faces: int = 1200) -> dict[str, Any]:
     """Remaining training of ``jobs``, from the samples/s of the study's runs so far.
 
@@ -842,7 +842,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.fractions)
     print(f"study {spec['name']}: {len(jobs)} run(s) in {output / spec['name']}", flush=True)
     if args.estimate:
-        est = estimate(jobs, output, results, spec["name"], args.threads, args.jobs,
+        est = estimate(jobs, results, spec["name"], args.threads, args.jobs,
                        probe=not args.no_probe, probe_faces=args.probe_faces)
         print_estimate(est, args.threads, args.jobs)
         return 0

@@ -160,7 +160,7 @@ def test_estimate_from_measured_rates(study, capsys) -> None:
     spec = compare.check_study(json.loads(json.dumps({**STUDY, "blocks": [
         {**STUDY["blocks"][0], "seeds": [0, 1, 2]}]})), "test")
     jobs = compare.plan(spec, root / "runs", [], threads=1)
-    est = compare.estimate(jobs, root / "runs", root / "results", "tiny", threads=1,
+    est = compare.estimate(jobs, root / "results", "tiny", threads=1,
                            concurrency=2, probe=False)
     samples = json.loads((root / "results" / "tiny" / "1" / "baseline" / "s0.json")
                          .read_text())["epochs"][0]["samples"]
