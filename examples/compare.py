@@ -68,8 +68,8 @@ EPOCH_KEYS = ("epoch", "lr", "train_loss", "train_ce", "train_label_maps", "trai
               "samples", "epoch_time", "samples_per_s", "val_acc", "val_loss", "val_iou_mean",
               "val_nme_mean", "val_iou")
 EVAL_KEYS = ("n", "acc", "acc_tta", "loss", "per_class_acc", "per_class_acc_tta", "confusion",
-             "confusion_tta", "iou", "iou_mean", "soft_iou_mean", "nme_mean", "iou_prior_mean",
-             "nme_prior_mean")
+             "confusion_tta", "iou", "iou_mean", "soft_iou", "soft_iou_mean", "nme", "nme_mean",
+             "iou_prior", "iou_prior_mean", "nme_prior", "nme_prior_mean")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,6 +295,11 @@ def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
         "val": _compact_eval(final["val"]) if "val" in final else None,
         "test": {split: _compact_eval(res) for split, res in final.get("test", {}).items()},
     }
+    # diagnostics saved into the run folder (scripts/gradient_share.py --save)
+    shares = {p.stem.removeprefix("gradient_share_"): json.loads(p.read_text())
+              for p in sorted(run_dir.glob("gradient_share_*.json"))}
+    if shares:
+        summary["gradient_share"] = shares
     return summary
 
 
@@ -627,6 +632,7 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
             efficiency.setdefault(arm, {})[fraction] = [metrics_of(s)[primary]
                                                         for s in arm_runs.values()
                                                         if primary in metrics_of(s)]
+        lines += aux_task_table(by_arm)
         lines += ["", f"Paired differences (arm − `{ref}`, percentage points, same seeds); "
                   "95 % percentile-bootstrap CI of the mean difference (10,000 resamples, "
                   "seed 0); two-sided Wilcoxon signed-rank p (exact).", "",
@@ -678,6 +684,41 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
               + ("Machines: " + "; ".join(machines) + "." if machines
                  else "Machine: not recorded (collected from existing run folders)."), ""]
     return lines
+
+
+def aux_task_table(by_arm: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """Per-arm label-map metrics on the validation slice, beside the face-blind prior's."""
+    rows = []
+    for arm, arm_runs in by_arm.items():
+        vals = [s["final"]["val"] for s in arm_runs.values()
+                if s["final"].get("val") and "iou" in s["final"]["val"]]
+        if not vals:
+            continue
+        names = list(vals[0]["iou"])
+
+        def per_map(key: str, fmt: str, vals: list[dict[str, Any]] = vals,
+                    names: list[str] = names) -> str:
+            if not all(key in v for v in vals):
+                return "–"
+            return " / ".join(format(np.mean([v[key][n] for v in vals]), fmt) for n in names)
+
+        shares = []
+        for weights in ("init", "best"):
+            got = [s["gradient_share"][weights]["ratio"] for s in arm_runs.values()
+                   if weights in s.get("gradient_share", {})]
+            shares.append(f"{np.mean(got):.2f}" if got else "–")
+        rows.append(f"| `{arm}` | {len(vals)} | {per_map('iou', '.2f')} | "
+                    f"{per_map('iou_prior', '.2f')} | {per_map('nme', '.3f')} | "
+                    f"{per_map('nme_prior', '.3f')} | {shares[0]} | {shares[1]} |")
+    if not rows:
+        return []
+    return ["", "Label maps on the validation slice (selected epoch; maps in the order "
+            f"{' / '.join(names)}): IoU at p > ½, NME (soft-argmax to target centroid over "
+            "the inter-ocular distance), each beside the face-blind prior (the mean training "
+            "map); the map term's trunk gradient as a fraction of the cross-entropy's "
+            "(`scripts/gradient_share.py`, 8 batches) at the initial and the selected weights.",
+            "", "| arm | n | IoU | prior IoU | NME | prior NME | grad. share init | "
+            "grad. share selected |", "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def plot_efficiency(eff: dict[str, dict[float, list[float]]], diff: dict[str, dict[float, Any]],

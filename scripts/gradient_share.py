@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path)
     p.add_argument("--weights", default="best", choices=["init", "best", "last"])
     p.add_argument("--batches", type=int, default=8)
+    p.add_argument("--save", action="store_true",
+                   help="also write RUN/gradient_share_<weights>.json (read by "
+                        "examples/compare.py collect)")
     opts = p.parse_args(argv)
     args_file = opts.run / "args.json"
     if not args_file.is_file():
@@ -86,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{opts.run} ({opts.weights} weights, lambda {args.lam}, {len(norms)} batches of "
           f"{args.batch_size}): trunk gradient norm CE {ce_norm:.4g}, label maps {maps_norm:.4g}, "
           f"ratio maps/CE {maps_norm / ce_norm:.4f}, cosine {cos:+.3f}")
+    if opts.save:
+        (opts.run / f"gradient_share_{opts.weights}.json").write_text(json.dumps(
+            {"weights": opts.weights, "batches": len(norms), "ce_norm": ce_norm,
+             "maps_norm": maps_norm, "ratio": maps_norm / ce_norm, "cosine": cos}, indent=2))
     return 0
 
 
