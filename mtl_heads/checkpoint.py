@@ -127,13 +127,35 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         )
     try:
         meta = json.loads(metadata[METADATA_KEY])
-        args = meta["state"]["args"]
+        state = meta["state"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: unreadable {METADATA_KEY!r} metadata ({err})") from err
+    if "args" not in state:
+        state["args"] = _run_args(path)
     for key in ("backbone", "label_maps"):
-        if key not in args:
+        if key not in state["args"]:
             raise ValueError(f"{path}: the run's options lack {key!r}")
     return tensors, meta
+
+
+def _run_args(path: Path) -> dict[str, Any]:
+    """The run options of a checkpoint that does not carry them (train.py's ``best.safetensors``
+    holds weights only): the run folder's ``args.json``, else its ``last.safetensors``."""
+    from safetensors import safe_open
+
+    args_file = path.parent / "args.json"
+    if args_file.is_file():
+        return dict(json.loads(args_file.read_text()))
+    last = path.parent / "last.safetensors"
+    if last.is_file() and last != path:
+        with safe_open(str(last), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get(METADATA_KEY, "{}"))
+        if "args" in meta.get("state", {}):
+            return dict(meta["state"]["args"])
+    raise ValueError(
+        f"{path}: the checkpoint does not hold the run's options, and neither args.json nor "
+        f"last.safetensors is beside it in {path.parent}"
+    )
 
 
 def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -159,8 +159,8 @@ def crop_face(gray: np.ndarray, matrix: np.ndarray, size: int = FER_SIZE) -> np.
     if x1 <= x0 or y1 <= y0:
         return np.zeros((size, size), np.uint8)
     region = Image.fromarray(np.ascontiguousarray(gray[y0:y1, x0:x1]))
-    # photo pixel -> region pixel: shift by (x0, y0)
-    shift = np.array([[1.0, 0, -x0], [0, 1.0, -y0]])
+    # crop pixel -> photo pixel -> region pixel (shifted by (x0, y0))
+    shift = np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1]])
     to_region = shift @ np.vstack([inv, [0, 0, 1]])
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per photo px
     if scale < 0.5:
