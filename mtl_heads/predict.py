@@ -386,7 +386,7 @@ def draw_overlay(
 
     The centre-view label maps (``crop`` x ``crop``, centred in the stored face) are mapped back
     through the inverse framing transform and blended in, red/blue for the brows, yellow for the
-    mouth, opacity = the predicted probability.
+    mouth, from clear at probability 0.5 (the decision threshold) to opaque at 1.
 
     Args:
         path: the image file (drawn in colour when it has colour).
@@ -412,7 +412,8 @@ def draw_overlay(
             alpha = Image.fromarray(channel.astype(np.float32), mode="F").transform(
                 (w, h), Image.AFFINE, _pil_affine(to_map), resample=Image.BILINEAR
             )
-            a = 0.7 * np.clip(np.asarray(alpha), 0, 1)[..., None]
+            # opaque where the map is sure, clear at p <= 0.5 (below the decision threshold)
+            a = 0.7 * np.clip(2 * np.asarray(alpha) - 1, 0, 1)[..., None]
             photo = photo * (1 - a) + np.asarray(colour, np.float32) * a
     image = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
@@ -422,7 +423,8 @@ def draw_overlay(
         x0, y0, x1, y1 = face.box
         lw = max(1, (x1 - x0) // 60)
         draw.rectangle((x0, y0, x1, y1), outline=(0, 255, 0), width=lw)
-        lines = [f"{i + 1}: {c} {p:.0%}" for c, p in face.top(classes, 3)]
+        lines = [f"{c} {p:.0%}" for c, p in face.top(classes, 3)]
+        lines[0] = f"{i + 1}. {lines[0]}"
         text = "\n".join(lines)
         left, top, right, bottom = draw.multiline_textbbox((x0, y1 + 2), text, font=font)
         ty = y1 + 2 if bottom < h else max(0, y0 - 2 - (bottom - top))
