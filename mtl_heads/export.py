@@ -123,7 +123,8 @@ class DeployedClassifier(nn.Module):
         """The classifier's timm state dict, with the preprocessing and classes in metadata."""
         from safetensors.torch import save_file
 
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.classifier.state_dict().items()}
+        state = self.classifier.state_dict()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         meta = dict(self.config(), architecture=architecture,
                     num_classes=int(self.classifier.num_classes),
                     in_chans=int(self.pixel_mean.shape[0]))

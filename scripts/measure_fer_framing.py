@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     eye = np.linalg.norm(anchors[:, 1] - anchors[:, 0], axis=1)
     print(f"eye distance median {np.median(eye):.2f} px (IQR {np.percentile(eye, 25):.2f}-"
           f"{np.percentile(eye, 75):.2f})")
-    print("FER_FRAMING = ((%.2f, %.2f), (%.2f, %.2f), (%.2f, %.2f))" % tuple(med.ravel()))
+    (lx, ly), (rx, ry), (mx, my) = med
+    print(f"FER_FRAMING = (({lx:.2f}, {ly:.2f}), ({rx:.2f}, {ry:.2f}), ({mx:.2f}, {my:.2f}))")
     return 0
 
 

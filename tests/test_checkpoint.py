@@ -9,9 +9,9 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
+from trained_runs import CLASSES, write_run
 
 from mtl_heads.checkpoint import load_trained, resolve_checkpoint
-from trained_runs import CLASSES, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,8 @@ def test_run_folder_rebuilds_model_and_preprocessing(tmp_path) -> None:
     saved = load_file(str(run / "last.safetensors"))
     for k, v in trained.model.state_dict().items():
         assert torch.equal(v, saved["model." + k]), k
-    assert torch.equal(trained.preprocessing.minibatch.running_var, saved["pre.minibatch.running_var"])
+    running_var = trained.preprocessing.minibatch.running_var
+    assert torch.equal(running_var, saved["pre.minibatch.running_var"])
 
 
 def test_best_file_without_args_json_reads_last(tmp_path) -> None:

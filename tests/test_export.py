@@ -3,12 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from trained_runs import write_run
 
 from mtl_heads.augmentation import center_crop
 from mtl_heads.checkpoint import load_trained
 from mtl_heads.cli import main
 from mtl_heads.export import DeployedClassifier, export_model
-from trained_runs import write_run
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,8 @@ def run(tmp_path_factory):
 
 
 def _random_faces() -> torch.Tensor:
-    return torch.randint(0, 256, (16, 1, 48, 48), generator=torch.Generator().manual_seed(1)).float()
+    gen = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (16, 1, 48, 48), generator=gen).float()
 
 
 def _real_faces(npz) -> torch.Tensor:

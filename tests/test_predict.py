@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from trained_runs import write_run
 
 from mtl_heads.augmentation import predict_ten_crop
 from mtl_heads.checkpoint import load_trained
@@ -17,7 +18,6 @@ from mtl_heads.predict import (
     predict,
     read_image,
 )
-from trained_runs import write_run
 
 Image = pytest.importorskip("PIL.Image")
 
