@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,9 @@ def export_model(
     h, w = net.image_size
     example = torch.full((2, trained.in_chans, h, w), 128.0)
     example[:, :, : h // 2] = 30.0  # any image with contrast; the trace does not depend on it
-    with torch.no_grad():
+    # the tracer warns that the shape checks become constants: the graph is for this size only
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         if format == "torchscript":
             traced = torch.jit.trace(net, example, check_trace=False)
             traced.save(str(output))
