@@ -94,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             ref = eager(x).numpy()
             diff = np.abs(session.run(None, {"faces": x.numpy()})[0] - ref).max()
+            feed = {"faces": x.numpy()}
             ms = per_face_ms({
-                "eager": lambda: eager(x),
-                "torchscript": lambda: traced(x),
-                "onnxruntime": lambda: session.run(None, {"faces": x.numpy()}),
+                "eager": lambda x=x: eager(x),
+                "torchscript": lambda x=x: traced(x),
+                "onnxruntime": lambda feed=feed: session.run(None, feed),
             }, batch, args.repeats, args.min_time)
         print(f"batch {batch:4d}: " + ", ".join(
             f"{k} {v:.3f} ms/face ({ms['eager'] / v:.2f}x eager)" for k, v in ms.items())

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a train.py run folder or checkpoint file")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
     p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("--tta", action="store_true",
+                   help="average over the 10 test views inside the graph (as predict does)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     return parser
 
@@ -176,7 +178,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .export import export_model
 
-    path = export_model(args.checkpoint, args.output, args.format, opset=args.opset)
+    path = export_model(args.checkpoint, args.output, args.format, tta=args.tta,
+                        opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {args.format})")
     return 0
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .augmentation import center_crop
+from .augmentation import center_crop, ten_crop_views
 from .checkpoint import TrainedModel, load_trained
 from .preprocessing import per_image_normalize
 
@@ -45,6 +45,8 @@ class DeployedClassifier(nn.Module):
         crop: the size the classifier sees (centre crop of the stored size).
         norm: the per-image L2 norm.
         classes: class names (kept for the user; not part of the graph).
+        tta: average the softmax over the paper's 10 test views (4 corner crops + centre,
+            mirrored; ``crop`` sized) instead of using the centre crop alone.
 
     Shape:
         - input: :math:`(B, C, H, W)` uint8 or float grey levels at the stored size
@@ -68,8 +70,11 @@ class DeployedClassifier(nn.Module):
         crop: int | None = None,
         norm: float = 150.0,
         classes: list[str] | None = None,
+        tta: bool = False,
     ) -> None:
         super().__init__()
+        if tta and crop is None:
+            raise ValueError("tta=True needs a crop size (the 10 views are crops)")
         self.classifier = classifier
         self.register_buffer("pixel_mean", pixel_mean.detach().float().clone())
         self.register_buffer("pixel_std", pixel_std.detach().float().clone())
@@ -78,9 +83,10 @@ class DeployedClassifier(nn.Module):
         self.crop = crop
         self.norm = float(norm)
         self.classes = list(classes or [])
+        self.tta = bool(tta)
 
     @classmethod
-    def from_trained(cls, trained: TrainedModel) -> DeployedClassifier:
+    def from_trained(cls, trained: TrainedModel, tta: bool = False) -> DeployedClassifier:
         """Fold a loaded run's preprocessing into its deploy model (shares its weights)."""
         pre = trained.preprocessing
         mb = pre.minibatch
@@ -93,6 +99,7 @@ class DeployedClassifier(nn.Module):
             crop=trained.crop,
             norm=pre.per_image.norm,
             classes=trained.classes,
+            tta=tta,
         ).eval()
 
     @property
@@ -110,11 +117,16 @@ class DeployedClassifier(nn.Module):
             "crop": self.crop,
             "norm": self.norm,
             "classes": self.classes,
+            "tta": self.tta,
         }
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = per_image_normalize(faces.float(), self.norm)
         x = (x - self.pixel_mean) / self.pixel_std
+        if self.tta:
+            views = ten_crop_views(x, self.crop)
+            logits = self.classifier((views.flatten(0, 1) - self.batch_mean) / self.batch_std)
+            return logits.softmax(-1).view(views.shape[0], views.shape[1], -1).mean(0)
         if self.crop is not None:
             x = center_crop(x, self.crop)
         x = (x - self.batch_mean) / self.batch_std
@@ -170,6 +182,7 @@ class DeployedClassifier(nn.Module):
             crop=meta["crop"],
             norm=meta["norm"],
             classes=meta["classes"],
+            tta=meta.get("tta", False),
         ).eval()
 
 
@@ -178,6 +191,7 @@ def export_model(
     output: str | os.PathLike,
     format: str = "onnx",
     *,
+    tta: bool = False,
     opset: int = 18,
 ) -> Path:
     """Write the deploy model of a run, preprocessing folded in, as ONNX, TorchScript or
@@ -190,6 +204,8 @@ def export_model(
         checkpoint: a run folder, a checkpoint file, or a loaded :class:`TrainedModel`.
         output: the file to write.
         format: one of :data:`EXPORT_FORMATS`.
+        tta: fold the paper's 10-view average into the graph (the probabilities
+            ``mtl-heads predict`` reports); default: the centre crop alone.
         opset: ONNX opset.
 
     Returns:
@@ -201,14 +217,14 @@ def export_model(
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; expected one of {EXPORT_FORMATS}")
     trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)
-    net = DeployedClassifier.from_trained(trained)
+    net = DeployedClassifier.from_trained(trained, tta=tta)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "safetensors":
         net.save_safetensors(output, trained.backbone)
         return output
     h, w = net.image_size
-    example = torch.full((2, trained.in_chans, h, w), 128.0)
+    example = torch.full((4, trained.in_chans, h, w), 128.0)
     example[:, :, : h // 2] = 30.0  # any image with contrast; the trace does not depend on it
     # the tracer warns that the shape checks become constants: the graph is for this size only
     with torch.no_grad(), warnings.catch_warnings():
@@ -223,8 +239,10 @@ def export_model(
                 str(output),
                 input_names=["faces"],
                 output_names=["probs"],
-                dynamic_axes={"faces": {0: "batch"}, "probs": {0: "batch"}},
+                dynamic_shapes={"faces": {0: torch.export.Dim("batch")}},
                 opset_version=opset,
-                dynamo=False,
+                dynamo=True,  # torch.export-based (needs onnxscript); any batch size
+                external_data=False,  # one file, weights inside (models under 2 GB)
+                verbose=False,
             )
     return output

@@ -46,6 +46,7 @@ def test_folded_preprocessing_is_the_eval_pipeline(run) -> None:
 def _check_onnx(run, tmp_path, faces: torch.Tensor) -> None:
     ort = pytest.importorskip("onnxruntime")
     file = export_model(run, tmp_path / "model.onnx", "onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # weights inside, no sidecar
     session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     eager = _eager(run, faces).numpy()
     for batch in (faces, faces[:3]):  # the batch dimension is dynamic
@@ -105,3 +106,20 @@ def test_cli_export(run, tmp_path, capsys) -> None:
     assert "bad.safetensors: not a safetensors checkpoint" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown export format 'tflite'"):
         export_model(run, tmp_path / "x", "tflite")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_tta_export_equals_predict_probabilities(run, tmp_path, fmt) -> None:
+    from mtl_heads.predict import classify_faces
+
+    faces = _random_faces()
+    expected, _ = classify_faces(load_trained(run), faces.to(torch.uint8).numpy())
+    file = export_model(run, tmp_path / f"tta.{fmt}", fmt, tta=True)
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime")
+        session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"faces": faces.numpy()})[0]
+    else:
+        with torch.no_grad():
+            got = torch.jit.load(str(file))(faces).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
