@@ -180,7 +180,7 @@ def _class_names(path: Path, args: dict[str, Any], num_classes: int) -> list[str
             classes = None
         if isinstance(classes, list) and len(classes) == num_classes:
             return [str(c) for c in classes]
-    from .datasets.fer2013 import FER2013_CLASSES
+    from .datasets.fer2013 import FER2013_CLASSES, FERPLUS_CLASSES
     from .datasets.synthetic import SYNTHETIC_CLASSES
     from .datasets.tfd import TFD_CLASSES
 
@@ -188,6 +188,8 @@ def _class_names(path: Path, args: dict[str, Any], num_classes: int) -> list[str
     known = []
     if data == "synthetic":
         known = list(SYNTHETIC_CLASSES)
+    elif args.get("ferplus"):
+        known = list(FERPLUS_CLASSES)
     elif data.lower().endswith(".csv") or Path(data, "train").is_dir():
         known = list(FER2013_CLASSES)
     elif data.lower().endswith(".mat"):
