@@ -168,10 +168,19 @@ class DeployedClassifier(nn.Module):
             raise ValueError(f"{path}: no {METADATA_KEY!r} metadata (written by mtl-heads export?)")
         meta = json.loads(metadata[METADATA_KEY])
         kwargs: dict[str, Any] = dict(num_classes=meta["num_classes"], in_chans=meta["in_chans"])
-        if meta["architecture"] == "fer_convnet" and meta["crop"]:
-            kwargs["img_size"] = meta["crop"]
-        classifier = timm.create_model(meta["architecture"], **kwargs)
-        classifier.load_state_dict(tensors)
+        size = meta["crop"] or meta["pixel_shape"][-1]
+        try:  # ViTs and fer_convnet fix their input size when built; CNNs take no img_size
+            classifier = timm.create_model(meta["architecture"], img_size=size, **kwargs)
+        except TypeError as err:
+            if "img_size" not in str(err):
+                raise
+            classifier = timm.create_model(meta["architecture"], **kwargs)
+        try:
+            classifier.load_state_dict(tensors)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{path}: the weights do not fit a {meta['architecture']} ({err})"
+            ) from err
         shape = meta["pixel_shape"]
         return cls(
             classifier,

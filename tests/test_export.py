@@ -123,3 +123,12 @@ def test_tta_export_equals_predict_probabilities(run, tmp_path, fmt) -> None:
         with torch.no_grad():
             got = torch.jit.load(str(file))(faces).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_safetensors_export_of_a_vit(tmp_path) -> None:
+    run = write_run(tmp_path / "vit", backbone="test_vit")  # train.py passes no patch_size
+    file = export_model(run, tmp_path / "vit.safetensors", "safetensors")
+    faces = _random_faces()
+    with torch.no_grad():
+        torch.testing.assert_close(DeployedClassifier.from_safetensors(file)(faces),
+                                   _eager(run, faces), atol=1e-6, rtol=0)
