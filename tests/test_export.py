@@ -31,7 +31,7 @@ def _eager(run, faces: torch.Tensor) -> torch.Tensor:
     trained = load_trained(run)
     with torch.no_grad():
         x = trained.preprocessing.standardize(faces)
-        x = trained.preprocessing.normalize_batch(center_crop(x, 42))
+        x = trained.preprocessing.normalize_batch(center_crop(x, trained.crop))
         return trained.model(x)["logits"].softmax(-1)
 
 
@@ -126,7 +126,8 @@ def test_tta_export_equals_predict_probabilities(run, tmp_path, fmt) -> None:
 
 
 def test_safetensors_export_of_a_vit(tmp_path) -> None:
-    run = write_run(tmp_path / "vit", backbone="test_vit")  # train.py passes no patch_size
+    # train.py passes no patch_size: test_vit's 16 px patches need a crop that 16 divides
+    run = write_run(tmp_path / "vit", backbone="test_vit", crop=48)
     file = export_model(run, tmp_path / "vit.safetensors", "safetensors")
     faces = _random_faces()
     with torch.no_grad():
