@@ -1,11 +1,13 @@
 """Load what ``examples/train.py`` wrote: the trained model and its fitted preprocessing.
 
 A run folder holds ``last.safetensors`` (every epoch), ``best.safetensors`` (best validation
-accuracy, when the run had a validation split) and ``final.json`` (class names, results). Each
-checkpoint is one safetensors file with ``model.``, ``pre.`` and ``loss.`` prefixed tensors (plus
-``optim.`` ones) and the run's options as JSON in ``metadata["mtl_heads_train"]["state"]["args"]``.
+accuracy, when the run had a validation split), ``args.json`` and ``final.json`` (class names,
+results). Each checkpoint is one safetensors file with ``model.``, ``pre.`` and ``loss.`` prefixed
+tensors (plus ``optim.`` ones) and JSON in ``metadata["mtl_heads_train"]``; ``last.safetensors``
+carries the run's options in its ``["state"]["args"]``, ``best.safetensors`` only the weights, so
+for it they come from ``args.json`` or ``last.safetensors`` beside it.
 :func:`load_trained` rebuilds the :class:`~mtl_heads.MultiTaskModel` and the
-:class:`~mtl_heads.preprocessing.PaperPreprocessing` from that file alone; nothing here imports
+:class:`~mtl_heads.preprocessing.PaperPreprocessing` from these; nothing here imports
 ``examples/``.
 """
 
