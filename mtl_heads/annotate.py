@@ -194,6 +194,40 @@ class FaceLandmarkDetector:
                     return points, 2, float(scores[k])
         return np.full((68, 2), np.nan, dtype=np.float32), 0, float("nan")
 
+    def find_faces(
+        self, image: np.ndarray
+    ) -> list[tuple[tuple[int, int, int, int], np.ndarray, float]]:
+        """Every face of a photo (first pass only: the plausibility check of the second pass
+        assumes a face crop), best score first.
+
+        Args:
+            image: uint8 (H, W) grayscale or (H, W, 3) RGB, any size.
+
+        Returns:
+            A list of ``(box, points, score)``: ``box`` = (left, top, right, bottom) in image
+            pixels (clipped to the image), ``points`` float32 (68, 2), ``score`` the detector's.
+
+        Examples:
+            >>> FaceLandmarkDetector(upsample=1).find_faces(np.zeros((120, 160), np.uint8))
+            []
+        """
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        h, w = image.shape[:2]
+        s = self.upsample
+        big = _upsample(image, s)
+        boxes, scores, _ = self._detector.run(big, 0, 0.0)
+        faces = []
+        for k in np.argsort(scores)[::-1]:
+            b = boxes[k]
+            box = (
+                max(0, int(round(b.left() / s))),
+                max(0, int(round(b.top() / s))),
+                min(w, int(round((b.right() + 1) / s))),
+                min(h, int(round((b.bottom() + 1) / s))),
+            )
+            faces.append((box, self._predict(big, b), float(scores[k])))
+        return faces
+
     def detect(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run on a stack of images; returns ``landmarks`` (N, 68, 2), ``valid``, ``passes``,
         ``scores`` arrays."""

@@ -1,8 +1,10 @@
-"""The ``mtl-heads`` command line: ``mtl-heads annotate ...`` (or ``python -m mtl_heads ...``)."""
+"""The ``mtl-heads`` command line (or ``python -m mtl_heads ...``): ``annotate`` a data source with
+landmarks, ``predict`` the expressions of the faces in photos, ``export`` a trained classifier."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -55,6 +57,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rgb", action="store_true", help="class-per-folder trees: keep RGB")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "predict",
+        help="classify the facial expressions of the faces in photos",
+        description=(
+            "Find the faces in IMAGE (a file or a folder of images, any size, colour or grey) "
+            "with dlib, frame each like a 48x48 FER2013 face, and classify it with a model "
+            "trained by examples/train.py (its fitted preprocessing, 10-crop test views). "
+            "Prints per face the box (left, top, right, bottom) and the top-3 classes."
+        ),
+    )
+    p.add_argument("image", help="an image file or a folder of images")
+    p.add_argument("--checkpoint", required=True, help="a train.py run folder or checkpoint file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--save-overlay", metavar="DIR", default=None,
+                   help="write each image with boxes, labels and label maps into DIR")
+    p.add_argument("--upsample", type=int, default=1,
+                   help="detector upsampling; faces under ~80 px need 2 or more (default 1)")
+    p.add_argument("--batch-size", type=int, default=256, help="faces per network call")
+
+    p = sub.add_parser(
+        "export",
+        help="write a trained classifier as ONNX, TorchScript or safetensors",
+        description=(
+            "Export the deploy model of a train.py run (label-map head dropped) with its fitted "
+            "preprocessing folded in: input raw stored-size grey faces (0-255), output class "
+            "probabilities. safetensors writes a plain timm state dict (preprocessing and class "
+            "names in its metadata)."
+        ),
+    )
+    p.add_argument("checkpoint", help="a train.py run folder or checkpoint file")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("--tta", action="store_true",
+                   help="average over the 10 test views inside the graph (as predict does)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     return parser
 
 
@@ -99,6 +137,56 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .predict import draw_overlay, list_images, predict
+
+    if args.upsample < 1 or args.batch_size < 1:
+        raise ValueError(
+            f"--upsample and --batch-size must be positive, got {args.upsample}, {args.batch_size}"
+        )
+    files, others = list_images(args.image)
+    results, trained = predict(files, args.checkpoint, upsample=args.upsample,
+                               batch_size=args.batch_size)
+    if args.json:
+        out = {"checkpoint": str(trained.path), "classes": trained.classes,
+               "images": [r.to_dict(trained.classes) for r in results],
+               "not_images": [str(p) for p in others]}
+        print(json.dumps(out, indent=2))
+    else:
+        for path in others:
+            print(f"{path}: not an image file (suffix {path.suffix!r}), skipped")
+        for r in results:
+            if not r.faces:
+                print(f"{r.path}: no face found ({r.size[0]}x{r.size[1]})")
+                continue
+            print(f"{r.path}: {len(r.faces)} face{'s' if len(r.faces) > 1 else ''}")
+            for i, face in enumerate(r.faces):
+                top = ", ".join(f"{c} {p:.3f}" for c, p in face.top(trained.classes))
+                print(f"  face {i + 1} box {face.box}: {top}")
+    if args.save_overlay:
+        folder = Path(args.save_overlay)
+        folder.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            target = folder / f"{r.path.stem}_overlay.png"
+            draw_overlay(r.path, r, trained.classes, trained.crop).save(target)
+            print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    path = export_model(args.checkpoint, args.output, args.format, tta=args.tta,
+                        opset=args.opset)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {args.format})")
+    return 0
+
+
+COMMANDS = {"annotate": _annotate, "predict": _predict, "export": _export}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mtl-heads`` console script.
 
@@ -109,13 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = build_parser().parse_args(argv)
-    if args.command == "annotate":
-        try:
-            return _annotate(args)
-        except (FileNotFoundError, ValueError, ImportError) as err:
-            print(f"mtl-heads annotate: error: {err}", file=sys.stderr)
-            return 2
-    return 1  # pragma: no cover - argparse rejects unknown commands
+    try:
+        return COMMANDS[args.command](args)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"mtl-heads {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

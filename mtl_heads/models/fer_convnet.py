@@ -294,6 +294,44 @@ class FerConvNet(nn.Module):
         return x
 
 
+def checkpoint_filter_fn(
+        state_dict: dict[str, torch.Tensor],
+        model: FerConvNet,
+) -> dict[str, torch.Tensor]:
+    """Accept ``examples/train.py`` checkpoints as pretrained weights.
+
+    A train.py checkpoint holds the whole run (``model.backbone.*``, ``model.label_map_head.*``,
+    ``pre.*``, ``loss.*``, ``optim.*``); the classifier is the ``model.backbone.`` part. A plain
+    state dict (``deploy.safetensors``, ``mtl-heads export --format safetensors``) passes as is.
+    Weights of another architecture or class count raise a ``ValueError`` that says so, instead
+    of timm's key dump or a silently re-initialised classifier.
+    """
+    prefix = 'model.backbone.'
+    if any(k.startswith(prefix) for k in state_dict):
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if missing or unexpected:
+        raise ValueError(
+            f'the weights are not a fer_convnet\'s: missing {missing[:4]}'
+            f'{"..." if len(missing) > 4 else ""}, unexpected {unexpected[:4]}'
+            f'{"..." if len(unexpected) > 4 else ""} (a checkpoint of another backbone?)'
+        )
+    for name, tensor in state_dict.items():
+        if tensor.shape != own[name].shape:
+            hint = ''
+            if name in ('head.weight', 'head.bias'):
+                hint = (f': a {tensor.shape[0]}-class checkpoint; pass num_classes='
+                        f'{tensor.shape[0]} and pretrained_cfg_overlay=dict(file=..., '
+                        f'num_classes={tensor.shape[0]})')
+            raise ValueError(
+                f'weight {name} is {tuple(tensor.shape)} in the checkpoint but '
+                f'{tuple(own[name].shape)} in the model{hint}'
+            )
+    return state_dict
+
+
 def _cfg(url: str = '', **kwargs: Any) -> dict[str, Any]:
     return {
         'url': url, 'num_classes': 7, 'input_size': (1, 42, 42), 'pool_size': (5, 5),
@@ -317,6 +355,7 @@ default_cfgs = generate_default_cfgs({
 def _create_fer_convnet(variant: str, pretrained: bool = False, **kwargs: Any) -> FerConvNet:
     return build_model_with_cfg(
         FerConvNet, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=(0, 1, 2), flatten_sequential=True),
         **kwargs,
     )
