@@ -351,3 +351,19 @@ def test_hidden_dim_and_label_map_head_default() -> None:
     assert model.head_hidden_size == 256
     assert model.forward_head(model.forward_features(_input()), pre_logits=True).shape == (2, 256)
     assert FerConvNet.default_label_map_head == 'linear'
+
+
+@pytest.mark.filterwarnings('ignore:`torch.jit.script` is deprecated')
+def test_fx_then_torchscript() -> None:
+    # timm's test_model_forward_fx_torchscript: FX-trace the scriptable model, then script the
+    # traced graph (string annotations from `from __future__ import annotations` break this)
+    with timm.set_scriptable(True):
+        model = timm.create_model(MODEL).eval()
+    scripted = torch.jit.script(_fx_model(model))
+    x = _input(batch=1)
+    with torch.no_grad():
+        out = torch.cat(tuple(scripted(x).values()))
+        ref = model(x)
+    assert out.shape[0] == 1
+    assert not torch.isnan(out).any()
+    assert torch.allclose(out, ref)

@@ -12,7 +12,6 @@ The flatten ties the hidden layer to the size of the last map. ``img_size`` sets
 for the default 42); every input ending in the same grid works (42..49 px for 5x5, in general
 ``8g + 2 .. 8g + 9`` px for a grid of g), other sizes raise a ``ValueError`` naming the range.
 """
-from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Any
