@@ -9,7 +9,7 @@ from torch import nn
 
 import mtl_heads
 from mtl_heads import MultiTaskModel, create_model
-from mtl_heads.models._backbone_matrix import BACKBONE_MATRIX, BackboneCase
+from backbone_matrix import BACKBONE_MATRIX, BackboneCase
 from mtl_heads.models.multitask import default_head_kind
 
 MATRIX = [

@@ -18,7 +18,9 @@ Which head a backbone gets by default (``head=None``):
 from __future__ import annotations
 
 import difflib
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -89,6 +91,124 @@ def _prefix_pattern(pattern: str) -> str:
     # group the alternatives so that the prefix applies to each of them
     body = pattern.removeprefix("^").replace("|^", "|")
     return "^" + _PREFIX.replace(".", r"\.") + "(?:" + body + ")"
+
+
+def _family(backbone: nn.Module) -> str:
+    # the timm module that registers the model is its family ("byoanet", "vision_transformer")
+    name = _backbone_name(backbone)
+    module = (
+        timm.models.model_entrypoint(name).__module__
+        if timm.is_model(name)
+        else type(backbone).__module__
+    )
+    return module.rsplit(".", 1)[-1]
+
+
+def _input_channels(backbone: nn.Module) -> int:
+    for module in backbone.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    return int(cfg.get("input_size", (3,))[0])
+
+
+def _probe_input(backbone: nn.Module, size: tuple[int, int]) -> torch.Tensor:
+    # zeros, not randn: a probe must not move the caller's random stream
+    weight = next(backbone.parameters(), None)
+    kwargs = {} if weight is None else {"device": weight.device, "dtype": weight.dtype}
+    return torch.zeros(1, _input_channels(backbone), *size, **kwargs)
+
+
+def _probe(run: Callable[[], Any], module: nn.Module) -> Exception | None:
+    """Run ``run()`` once in eval mode without gradients; the exception it raised, if any."""
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            run()
+    except Exception as err:  # noqa: BLE001 (any failure deep in timm means "does not fit")
+        return err
+    finally:
+        module.train(training)
+    return None
+
+
+def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> str | None:
+    """Why ``get_classifier()`` does not see a pooled ``(B, D)`` vector at ``img_size``, or None.
+
+    One probe forward at batch 1 records what the classifier receives in the backbone's own
+    forward and what ``forward_head(..., pre_logits=True)`` returns; the linear head needs both
+    to be the same ``(B, D)`` vector. A forward that fails at this size is not a gap of the head
+    (``create_model`` handles sizes) and returns None.
+    """
+    classifier = backbone.get_classifier()
+    seen: list[tuple[int, ...]] = []
+    handle = classifier.register_forward_pre_hook(
+        lambda _module, args: seen.append(tuple(args[0].shape))
+    )
+    pre: list[tuple[int, ...]] = []
+
+    def run() -> None:
+        x = _probe_input(backbone, img_size)
+        try:
+            backbone(x)
+        finally:
+            handle.remove()
+        features = backbone.forward_features(x)
+        pre.append(tuple(backbone.forward_head(features, pre_logits=True).shape))
+
+    if _probe(run, backbone) is not None:
+        return None
+    flat = [s[:2] if len(s) == 4 and s[2:] == (1, 1) else s for s in seen]
+    if len(flat) == 1 and len(flat[0]) == 2 and pre[0] in (flat[0], (*flat[0], 1, 1)):
+        return None
+    got = ", ".join(str(s) for s in seen) or "nothing (it did not run)"
+    return (
+        f"its classifier ({type(classifier).__name__}) receives {got} and "
+        f"forward_head(pre_logits=True) returns {pre[0]} at {img_size[0]}x{img_size[1]}, not one "
+        "pooled (B, D) vector (the family pools inside its classifier, or not at all)"
+    )
+
+
+class _InputResize:
+    """Mixin: resize the input to ``input_resize`` before the timm model sees it.
+
+    Made by :func:`_with_input_resize`; the model keeps its class's methods, parameter names and
+    ``state_dict`` (an ordinary timm checkpoint), so ``deploy()`` still hands back a timm model.
+    """
+
+    input_resize: tuple[int, int]
+
+    def _resize_input(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == self.input_resize:
+            return x
+        return nn.functional.interpolate(
+            x, size=self.input_resize, mode="bilinear", align_corners=False
+        )
+
+    def forward_features(self, x: torch.Tensor) -> Any:
+        return super().forward_features(self._resize_input(x))  # type: ignore[misc]
+
+    def forward_intermediates(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return super().forward_intermediates(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return super().forward(self._resize_input(x))  # type: ignore[misc]
+
+
+_RESIZED_CLASSES: dict[type, type] = {}
+
+
+def _with_input_resize(backbone: nn.Module, size: tuple[int, int]) -> nn.Module:
+    """``backbone`` (in place) resizing every input to ``size`` first."""
+    cls = type(backbone)
+    if cls not in _RESIZED_CLASSES:
+        _RESIZED_CLASSES[cls] = type(
+            cls.__name__, (_InputResize, cls), {"__module__": cls.__module__}
+        )
+    backbone.__class__ = _RESIZED_CLASSES[cls]
+    backbone.input_resize = size
+    return backbone
 
 
 class MultiTaskModel(nn.Module):
@@ -186,9 +306,13 @@ class MultiTaskModel(nn.Module):
                         "linear head"
                     )
                 img_size = cfg["input_size"][-2:]
-            self.label_map_head = LabelMapHead.linear(
-                in_features, label_maps, _to_2tuple(img_size, "img_size")
-            )
+            img_size = _to_2tuple(img_size, "img_size")
+            gap = _linear_head_gap(backbone, img_size)
+            if gap is not None:
+                raise ValueError(
+                    f"{name} cannot feed the linear label-map head: {gap}; use head='spatial'"
+                )
+            self.label_map_head = LabelMapHead.linear(in_features, label_maps, img_size)
         else:
             info = _feature_info_list(backbone)
             if not hasattr(backbone, "forward_intermediates") or info is None:
@@ -340,6 +464,119 @@ class MultiTaskModel(nn.Module):
         return out
 
 
+def _create_backbone(
+    name: str, img_size: int | Sequence[int] | None, kwargs: dict[str, Any]
+) -> tuple[nn.Module, bool]:
+    """``timm.create_model(name, img_size=..., **kwargs)``; whether the model took ``img_size``."""
+    if img_size is None:
+        return timm.create_model(name, **kwargs), False
+    try:
+        return timm.create_model(name, img_size=img_size, **kwargs), True
+    except TypeError as err:
+        # CNNs do not take img_size (any input size works): use it for the head only
+        if "img_size" not in str(err):
+            raise
+    return timm.create_model(name, **kwargs), False
+
+
+def _head_kind(backbone: nn.Module, head: str | dict[str, Any] | None) -> str:
+    if isinstance(head, str):
+        return head
+    if isinstance(head, dict) and "kind" in head:
+        return head["kind"]
+    return default_head_kind(backbone)
+
+
+def _runs_at(
+    backbone: nn.Module, size: tuple[int, int], head: str | dict[str, Any] | None, label_maps: int
+) -> Exception | None:
+    """Whether one forward at ``size`` works, through the path the label-map head will use."""
+    if label_maps and _head_kind(backbone, head) == "spatial":
+        model: nn.Module = MultiTaskModel(backbone, label_maps=label_maps, head=head)
+    else:
+        model = backbone
+    return _probe(lambda: model(_probe_input(backbone, size)), model)
+
+
+def _candidate_sides(size: tuple[int, int], default_side: int) -> list[int]:
+    # steps of 16 px up to 128, 32 up to 256, 64 beyond: a handful of probes up to the default
+    limit = max(default_side, 2 * max(size))
+    sides, side = [], (max(size) // 16 + 1) * 16
+    while side <= limit:
+        sides.append(side)
+        side += 16 if side < 128 else 32 if side < 256 else 64
+    return sorted(set(sides) | ({default_side} if default_side > max(size) else set()))
+
+
+def _short(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}{where}: {lines[0][:200] if lines else '(no message)'}"
+
+
+_BUILD_ERRORS = (RuntimeError, ValueError, AssertionError, IndexError, KeyError, ZeroDivisionError)
+
+
+def _fit_input_size(
+    build: Callable[[tuple[int, int] | None], tuple[nn.Module, bool]],
+    size: tuple[int, int],
+    *,
+    label_maps: int,
+    head: str | dict[str, Any] | None,
+    resize_input: bool,
+) -> MultiTaskModel:
+    """The multi-task model for ``size`` inputs: native, resized on request, or refused.
+
+    One probe forward at batch 1 checks the model at the user's size. When it fails (or timm
+    refuses to build the model at that size), probes at growing square sizes find the smallest one
+    that works; the model then either resizes its inputs to it (``resize_input=True``) or is
+    refused with a message naming the family, that size and the option.
+    """
+    try:
+        backbone, took_size = build(size)
+    except _BUILD_ERRORS as build_err:
+        # timm itself refuses the size (windows or patches that do not divide it, ...)
+        backbone, took_size, err = None, True, build_err
+    else:
+        model = MultiTaskModel(backbone, label_maps=label_maps, head=head, img_size=size)
+        err = _probe(lambda: model(_probe_input(backbone, size)), model)
+        if err is None:
+            return model
+
+    reference = backbone if backbone is not None else build(None)[0]
+    name, family = _backbone_name(reference), _family(reference)
+    cfg = getattr(reference, "pretrained_cfg", None) or {}
+    default_side = max(cfg.get("input_size", (0, 224, 224))[-2:])
+    fits = None
+    for side in _candidate_sides(size, default_side):
+        candidate = build((side, side))[0] if took_size else reference
+        if _runs_at(candidate, (side, side), head, label_maps) is None:
+            fits = side, candidate
+            break
+    h, w = size
+    if fits is None:
+        raise ValueError(
+            f"{name} ({family} family) does not run on {h}x{w} inputs nor at any size up to "
+            f"{max(default_side, 2 * max(size))} px: {_short(err)}"
+        )
+    side, candidate = fits
+    if not resize_input:
+        raise ValueError(
+            f"{name} ({family} family) does not run on {h}x{w} inputs ({_short(err)}); the "
+            f"smallest square input it runs is {side}x{side}. Pass resize_input=True to "
+            f"create_model to resize inputs to {side}x{side} inside the model (about "
+            f"{side * side / (h * w):.1f}x the compute of the {h}x{w} input), or feed larger images"
+        )
+    model = MultiTaskModel(
+        _with_input_resize(candidate, (side, side)), label_maps=label_maps, head=head, img_size=size
+    )
+    err = _probe(lambda: model(_probe_input(candidate, size)), model)
+    if err is not None:
+        raise RuntimeError(f"{name} resized to {side}x{side} still fails: {_short(err)}")
+    return model
+
+
 def create_model(
     backbone: str | nn.Module,
     *,
@@ -349,6 +586,7 @@ def create_model(
     label_maps: int = 3,
     head: str | dict[str, Any] | None = None,
     pretrained: bool = False,
+    resize_input: bool = False,
     **backbone_kwargs: Any,
 ) -> MultiTaskModel:
     """A :class:`MultiTaskModel` over a timm backbone given by name or as a model.
@@ -395,16 +633,12 @@ def create_model(
         kwargs = dict(
             num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, **backbone_kwargs
         )
-        if img_size is not None:
-            try:
-                model = timm.create_model(backbone, img_size=img_size, **kwargs)
-            except TypeError as err:
-                # CNNs do not take img_size (any input size works): use it for the head only
-                if "img_size" not in str(err):
-                    raise
-                model = timm.create_model(backbone, **kwargs)
-        else:
-            model = timm.create_model(backbone, **kwargs)
+
+        def build(size: int | Sequence[int] | None) -> tuple[nn.Module, bool]:
+            return _create_backbone(backbone, size, kwargs)
+
+        if img_size is None:
+            model = build(None)[0]
     elif isinstance(backbone, nn.Module):
         named = {"in_chans": in_chans is not None, "pretrained": pretrained}
         given = sorted([n for n, v in named.items() if v] + list(backbone_kwargs))
@@ -422,8 +656,23 @@ def create_model(
                     f"reset_classifier() to make it {num_classes}"
                 )
             model.reset_classifier(num_classes)
+        if img_size is not None:
+            existing = model
+
+            def build(size: int | Sequence[int] | None) -> tuple[nn.Module, bool]:
+                return existing, False
     else:
         raise TypeError(
             f"backbone must be a timm model name or an nn.Module, got {type(backbone).__name__}"
         )
-    return MultiTaskModel(model, label_maps=label_maps, head=head, img_size=img_size)
+    if img_size is None:
+        if resize_input:
+            raise ValueError("resize_input=True needs img_size= (the size of your inputs)")
+        return MultiTaskModel(model, label_maps=label_maps, head=head)
+    return _fit_input_size(
+        build,
+        _to_2tuple(img_size, "img_size"),
+        label_maps=label_maps,
+        head=head,
+        resize_input=resize_input,
+    )

@@ -1,8 +1,8 @@
-"""The backbones `create_model` is tested on: one source for the test matrix and the docs table.
+"""Hand-picked backbone configurations ``tests/test_multitask.py::test_backbone_matrix`` runs.
 
-``tests/test_multitask.py`` runs every entry (forward, backward, output shapes, ``deploy()``
-logits identical) at each of its sizes; ``scripts/make_backbone_table.py`` renders
-``docs/backbones.md`` from it.
+Each entry is run at each of its sizes: forward, backward, output shapes, ``deploy()`` logits
+identical. They complement the sweep over every timm family (``scripts/backbone_sweep.py``) with
+kwargs a user would pick for small inputs (ViT patch 6, Swin patch 3).
 """
 
 from __future__ import annotations
