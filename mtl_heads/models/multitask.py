@@ -599,11 +599,20 @@ def create_model(
         in_chans: input channels; ``None`` keeps the backbone's default.
         img_size: input (H, W) or an int. Passed to backbones that take it (ViTs, Swin: they fix
             their position embeddings/windows to it); always used for the linear head's output
-            size. ``None``: the backbone's ``pretrained_cfg["input_size"]``.
+            size. The model is checked at this size with one forward pass at batch 1 (eval mode,
+            zeros: the random stream does not move); a family that cannot run at it is refused
+            with a ``ValueError`` naming the smallest square size it runs at, unless
+            ``resize_input`` is set. ``None``: the backbone's ``pretrained_cfg["input_size"]``,
+            unchecked.
         label_maps: number of label maps K; ``0`` builds the baseline with the same API.
         head: ``None`` (default rule, see :func:`default_head_kind`), ``"linear"``, ``"spatial"``
             or a dict of head options (see :class:`MultiTaskModel`).
         pretrained: load the backbone's pretrained weights (timm's own sources).
+        resize_input: for a family that cannot run at ``img_size``, resize every input (bilinear)
+            to the smallest square size it runs at, inside the backbone (``forward``,
+            ``forward_features``, ``forward_intermediates``; ``deploy()`` keeps it). Costs the
+            compute of the larger input; label maps still come out at ``img_size``. Models that
+            fit are left untouched.
         **backbone_kwargs: passed on to ``timm.create_model`` (e.g. ``drop_rate``, ``patch_size``).
 
     Returns:
@@ -619,6 +628,14 @@ def create_model(
         Traceback (most recent call last):
         ...
         ValueError: unknown timm model 'resnet_18'; close matches: ['resnet18', ...]
+        >>> create_model("inception_v3", num_classes=7, in_chans=1, img_size=48)
+        Traceback (most recent call last):
+        ...
+        ValueError: inception_v3 ... does not run on 48x48 ...80x80...resize_input=True...
+        >>> model = create_model("inception_v3", num_classes=7, in_chans=1, img_size=48,
+        ...                      resize_input=True)
+        >>> model.backbone.input_resize, model(torch.randn(2, 1, 48, 48))["label_maps"].shape
+        ((80, 80), torch.Size([2, 3, 48, 48]))
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
