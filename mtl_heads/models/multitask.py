@@ -522,6 +522,7 @@ def _fit_input_size(
     build: Callable[[tuple[int, int] | None], tuple[nn.Module, bool]],
     size: tuple[int, int],
     *,
+    name: str,
     label_maps: int,
     head: str | dict[str, Any] | None,
     resize_input: bool,
@@ -544,7 +545,15 @@ def _fit_input_size(
         if err is None:
             return model
 
-    reference = backbone if backbone is not None else build(None)[0]
+    if backbone is None:
+        try:
+            backbone = build(None)[0]
+        except _BUILD_ERRORS as any_size_err:
+            # not a size problem: timm refuses these arguments (e.g. in_chans) at any size
+            raise ValueError(
+                f"timm cannot build {name} with these arguments at any size: {_short(any_size_err)}"
+            ) from any_size_err
+    reference = backbone
     name, family = _backbone_name(reference), _family(reference)
     cfg = getattr(reference, "pretrained_cfg", None) or {}
     default_side = max(cfg.get("input_size", (0, 224, 224))[-2:])
@@ -689,6 +698,7 @@ def create_model(
     return _fit_input_size(
         build,
         _to_2tuple(img_size, "img_size"),
+        name=backbone if isinstance(backbone, str) else _backbone_name(backbone),
         label_maps=label_maps,
         head=head,
         resize_input=resize_input,
