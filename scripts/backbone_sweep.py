@@ -5,8 +5,8 @@ the meta device, from scratch) goes through ``create_model(name, num_classes=7, 
 img_size=size, label_maps=3, head=head)`` at 48 and 42 px with both head forms, as a user with
 FER2013 images (48 px) or the paper's crops (42 px) would call it. Per run: build (native, adapted
 or refused), forward and backward at batch 8, ``deploy()`` logits equal to the multi-task logits
-(eval, ``torch.equal``), two Adam steps on a fixed batch lowering the loss, forward + backward time
-at batch 8 and the process's peak memory.
+(eval, ``torch.equal``), two Adam steps (lr 1e-4) on a fixed batch lowering the loss, forward +
+backward time at batch 8 and the process's peak memory.
 
 The sweep is resumable: each family runs in its own process (timeouts and crashes stay contained)
 that appends one JSON line per (size, head) to ``OUT/results.jsonl``; a restart skips the families
@@ -158,7 +158,7 @@ def check(name: str, size: int, head: str, *, family: str = "", timing: bool = T
 
         stage = "train"
         model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         losses, times = [], []
         for _ in range(3):
             optimizer.zero_grad(set_to_none=True)

@@ -162,7 +162,7 @@ def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> str | No
     flat = [s[:2] if len(s) == 4 and s[2:] == (1, 1) else s for s in seen]
     if len(flat) == 1 and len(flat[0]) == 2 and pre[0] in (flat[0], (*flat[0], 1, 1)):
         return None
-    got = ", ".join(str(s) for s in seen) or "nothing (it did not run)"
+    got = ", ".join(str(s) for s in seen) or "no input (it is never called as one module)"
     return (
         f"its classifier ({type(classifier).__name__}) receives {got} and "
         f"forward_head(pre_logits=True) returns {pre[0]} at {img_size[0]}x{img_size[1]}, not one "
@@ -499,12 +499,12 @@ def _runs_at(
 
 
 def _candidate_sides(size: tuple[int, int], default_side: int) -> list[int]:
-    # steps of 16 px up to 128, 32 up to 256, 64 beyond: a handful of probes up to the default
+    # steps of 8 px up to 128, 32 up to 256, 64 beyond: a dozen probes up to the default size
     limit = max(default_side, 2 * max(size))
-    sides, side = [], (max(size) // 16 + 1) * 16
+    sides, side = [], (max(size) // 8 + 1) * 8
     while side <= limit:
         sides.append(side)
-        side += 16 if side < 128 else 32 if side < 256 else 64
+        side += 8 if side < 128 else 32 if side < 256 else 64
     return sorted(set(sides) | ({default_side} if default_side > max(size) else set()))
 
 
