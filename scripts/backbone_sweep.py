@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -215,48 +216,44 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def sweep(out: Path, names: list[str], timeout: float, sizes: tuple[int, ...]) -> None:
+def _run_child(out: Path, family: str, timeout: float, sizes: tuple[int, ...]) -> None:
+    cmd = [sys.executable, __file__, "--one", family, "--out", str(out), "--sizes"]
+    cmd += [str(s) for s in sizes]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+        status = "failed" if proc.returncode else ""
+        problem = f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    except subprocess.TimeoutExpired:
+        status, problem = "timeout", f"the family's process ran past {timeout:.0f} s"
+    print(f"{family}: {problem}" if status else proc.stdout.rstrip(), flush=True)
+    if not status:
+        return
+    # the runs the child did not finish get a row each; the family counts as done
+    seen = {
+        (r["size"], r["head"]) for r in _read_jsonl(out / "results.jsonl") if r["family"] == family
+    }
+    with (out / "results.jsonl").open("a") as f:
+        for size in sizes:
+            for head in HEADS:
+                if (size, head) not in seen:
+                    row = dict(family=family, size=size, head=head, status=status, message=problem)
+                    f.write(json.dumps(row | dict(stage="process")) + "\n")
+    with (out / "families.jsonl").open("a") as f:
+        f.write(json.dumps(dict(family=family, seconds=round(time.perf_counter() - start, 1))))
+        f.write("\n")
+
+
+def sweep(
+    out: Path, names: list[str], timeout: float, sizes: tuple[int, ...], jobs: int = 1
+) -> None:
+    """Run every family not yet in ``OUT/families.jsonl``, ``jobs`` processes at a time."""
     out.mkdir(parents=True, exist_ok=True)
     done = {r["family"] for r in _read_jsonl(out / "families.jsonl")}
-    for family in names:
-        if family in done:
-            continue
-        cmd = [sys.executable, __file__, "--one", family, "--out", str(out), "--sizes"]
-        cmd += [str(s) for s in sizes]
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
-            failure = proc.returncode and f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
-        except subprocess.TimeoutExpired:
-            failure = f"timed out after {timeout:.0f} s"
-        print(f"{family}: {failure}" if failure else proc.stdout.rstrip(), flush=True)
-        if failure:
-            seen = {
-                (r["size"], r["head"])
-                for r in _read_jsonl(out / "results.jsonl")
-                if r["family"] == family
-            }
-            with (out / "results.jsonl").open("a") as f:
-                for size in sizes:
-                    for head in HEADS:
-                        if (size, head) not in seen:
-                            f.write(
-                                json.dumps(
-                                    dict(
-                                        family=family,
-                                        size=size,
-                                        head=head,
-                                        status="failed",
-                                        stage="process",
-                                        message=failure,
-                                    )
-                                )
-                                + "\n"
-                            )
-            with (out / "families.jsonl").open("a") as f:
-                seconds = round(time.perf_counter() - start, 1)
-                f.write(json.dumps(dict(family=family, seconds=seconds)) + "\n")
+    todo = [family for family in names if family not in done]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda family: _run_child(out, family, timeout, sizes), todo))
 
 
 SUMMARY_KEYS = (
@@ -301,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ci", action="store_true", help="only the CI sample of families")
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per family")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="families run at once (one thread each)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--summary", type=Path, help="write the summary JSON from OUT and stop")
     args = parser.parse_args(argv)
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown families {unknown}; see timm.list_modules()")
     start = time.perf_counter()
-    sweep(args.out, names, args.timeout, tuple(args.sizes))
+    sweep(args.out, names, args.timeout, tuple(args.sizes), args.jobs)
     print(f"sweep wall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 

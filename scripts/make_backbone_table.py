@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from backbone_sweep import CI_FAMILIES  # noqa: E402
+from backbone_sweep import CI_FAMILIES, families  # noqa: E402
 
 PAGE = ROOT / "docs" / "backbones.md"
 SUMMARY = ROOT / "scripts" / "backbone_sweep.json"
@@ -34,9 +34,9 @@ mtl_heads.create_model(name, num_classes=7, in_chans=1, img_size=48, label_maps=
 
 at 48 px (FER2013, TFD) and 42 px (the paper's crops), with both head forms. Each run checks
 forward and backward at batch {batch}, the output shapes, `deploy()` logits equal to the
-multi-task model's (`torch.equal`, eval mode) and a loss decrease over two Adam steps on a fixed
-batch. A model that `create_model` refuses with the hint `resize_input=True` is built again with
-it (see [Small inputs](#small-inputs)).
+multi-task model's (`torch.equal`, eval mode) and a loss decrease over two Adam steps (lr 1e-4)
+on a fixed batch. A model that `create_model` refuses with the hint `resize_input=True` is built
+again with it (see [Small inputs](#small-inputs)).
 
 This page is generated: `python scripts/backbone_sweep.py --out DIR` (resumable, one process per
 family; {minutes:.0f} min for all {n_families} families on the project's 2-core CPU, one thread),
@@ -54,7 +54,9 @@ then `python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_swee
 that take it). *Resized*: the family cannot run at that size; with `resize_input=True` the model
 resizes its input to the smallest size it runs (column *runs at*). *Refused*: `create_model` raises
 a `ValueError` at build time naming the reason and the fix (listed below the table). *Failed*: a
-failure after the build (none should be left; listed below when there are).
+failure after the build (none should be left; listed below when there are). *Timeout* (the
+family's process ran past the sweep's time limit) and *not run* (the sweep has not reached the
+family yet) say nothing about the family: resume the sweep to fill them in.
 """
 
 SMALL_INPUTS = """
@@ -105,7 +107,7 @@ def _status(row: dict) -> str:
 
 def _cell(row: dict | None) -> str:
     if row is None:
-        return "–"
+        return "not run"
     status = _status(row)
     if status in ("native", "resized"):
         return f"{status}, {_ms(row)} ms, {row['head_params']:,}"
@@ -115,13 +117,22 @@ def _cell(row: dict | None) -> str:
 def render(summary: dict | None = None) -> str:
     summary = summary or json.loads(SUMMARY.read_text())
     by = {(r["family"], r["size"], r["head"]): r for r in summary["rows"]}
-    fams = sorted({r["family"] for r in summary["rows"]})
+    fams = sorted(set(families()) | {r["family"] for r in summary["rows"]})
     counts: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (_, size, head), row in by.items():
-        counts[size, head][_status(row)] += 1
+    for fam in fams:
+        for size in (48, 42):
+            for head in ("spatial", "linear"):
+                row = by.get((fam, size, head))
+                counts[size, head][_status(row) if row else "not run"] += 1
     count_rows = []
     for size in (48, 42):
-        for status in ("native", "resized", "refused", "failed"):
+        statuses = ["native", "resized", "refused", "failed"]
+        statuses += [
+            extra
+            for extra in ("timeout", "not run")
+            if any(counts[size, h][extra] for h in ("spatial", "linear"))
+        ]
+        for status in statuses:
             cells = [str(counts[size, head][status]) for head in ("spatial", "linear")]
             count_rows.append(f"| {status} at {size} px | " + " | ".join(cells) + " |")
     text = HEADER.format(
@@ -137,16 +148,18 @@ def render(summary: dict | None = None) -> str:
         "## Every family",
         "",
         "Cells: status, forward + backward ms at batch 8 (this CPU, one thread), label-map head "
-        "parameters. *Trunk* counts the backbone (the deployed classifier) at 48 px.",
+        "parameters. *Trunk* counts the backbone (the deployed classifier) at 48 px. *Peak MB*: "
+        "the sweep process's peak resident memory over the family's four runs (importing torch, "
+        "timm and mtl_heads alone takes 724 MB).",
         "",
         "| family | model | trunk params | adapted at 48 px | runs at | spatial, 48 px "
-        "| linear, 48 px | spatial, 42 px | linear, 42 px |",
-        "|---|---|---:|---|---:|---|---|---|---|",
+        "| linear, 48 px | spatial, 42 px | linear, 42 px | peak MB |",
+        "|---|---|---:|---|---:|---|---|---|---|---:|",
     ]
     notes = []
     for fam in fams:
         rows = {(s, h): by.get((fam, s, h)) for s in (48, 42) for h in ("spatial", "linear")}
-        ref = rows[48, "spatial"] or next(r for r in rows.values() if r)
+        ref = rows[48, "spatial"] or next((r for r in rows.values() if r), {})
         model = ref.get("model", "?")
         trunk = next(
             (f"{r['trunk_params']:,}" for r in rows.values() if r and "trunk_params" in r), "–"
@@ -155,7 +168,11 @@ def render(summary: dict | None = None) -> str:
         runs_at = ref.get("runs_at", "–")
         ci = " (CI)" if fam in CI_FAMILIES else ""
         cells = " | ".join(_cell(rows[s, h]) for s in (48, 42) for h in ("spatial", "linear"))
-        lines.append(f"| {fam}{ci} | `{model}` | {trunk} | {adapted} | {runs_at} | {cells} |")
+        peak = max((r.get("peak_mb", 0) for r in rows.values() if r), default=0)
+        peak_text = f"{peak:,}" if peak else "–"
+        lines.append(
+            f"| {fam}{ci} | `{model}` | {trunk} | {adapted} | {runs_at} | {cells} | {peak_text} |"
+        )
         for (size, head), row in rows.items():
             if row and row["status"] != "works" and row.get("message"):
                 message = " ".join(row["message"].split())
