@@ -39,8 +39,8 @@ on a fixed batch. A model that `create_model` refuses with the hint `resize_inpu
 again with it (see [Small inputs](#small-inputs)).
 
 This page is generated: `python scripts/backbone_sweep.py --out DIR` (resumable, one process per
-family; {minutes:.0f} min for all {n_families} families on the project's 2-core CPU, one thread),
-then `python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_sweep.json` and
+family, one thread each; {coverage}), then
+`python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_sweep.json` and
 `python scripts/make_backbone_table.py`. `tests/test_backbone_sweep.py` reruns a fixed sample of
 {n_ci} families and fails when they no longer match this page (`pytest --runslow`).
 
@@ -114,6 +114,17 @@ def _cell(row: dict | None) -> str:
     return f"**{status}**"
 
 
+def _coverage(summary: dict, fams: list[str]) -> str:
+    run = {r["family"] for r in summary["rows"]}
+    minutes = f"{summary['sweep_seconds'] / 60:.0f} min of family processes"
+    if run >= set(fams):
+        return f"{minutes} for all {len(fams)} families on the project's shared 2-core CPU"
+    return (
+        f"so far {len(run)} of the {len(fams)} families, {minutes} on the project's shared "
+        "2-core CPU; the others are marked *not run*"
+    )
+
+
 def render(summary: dict | None = None) -> str:
     summary = summary or json.loads(SUMMARY.read_text())
     by = {(r["family"], r["size"], r["head"]): r for r in summary["rows"]}
@@ -138,8 +149,7 @@ def render(summary: dict | None = None) -> str:
     text = HEADER.format(
         timm=summary["timm"],
         batch=summary["batch"],
-        minutes=summary["sweep_seconds"] / 60,
-        n_families=len(fams),
+        coverage=_coverage(summary, fams),
         n_ci=len(CI_FAMILIES),
         counts="\n".join(count_rows),
     )
@@ -147,7 +157,8 @@ def render(summary: dict | None = None) -> str:
         "",
         "## Every family",
         "",
-        "Cells: status, forward + backward ms at batch 8 (this CPU, one thread), label-map head "
+        "Cells: status, forward + backward ms at batch 8 (one thread, on a machine shared with "
+        "other jobs: indicative, not a benchmark), label-map head "
         "parameters. *Trunk* counts the backbone (the deployed classifier) at 48 px. *Peak MB*: "
         "the sweep process's peak resident memory over the family's four runs (importing torch, "
         "timm and mtl_heads alone takes 724 MB).",
@@ -160,7 +171,7 @@ def render(summary: dict | None = None) -> str:
     for fam in fams:
         rows = {(s, h): by.get((fam, s, h)) for s in (48, 42) for h in ("spatial", "linear")}
         ref = rows[48, "spatial"] or next((r for r in rows.values() if r), {})
-        model = ref.get("model", "?")
+        model = ref.get("model")
         trunk = next(
             (f"{r['trunk_params']:,}" for r in rows.values() if r and "trunk_params" in r), "–"
         )
@@ -170,8 +181,9 @@ def render(summary: dict | None = None) -> str:
         cells = " | ".join(_cell(rows[s, h]) for s in (48, 42) for h in ("spatial", "linear"))
         peak = max((r.get("peak_mb", 0) for r in rows.values() if r), default=0)
         peak_text = f"{peak:,}" if peak else "–"
+        name = f"`{model}`" if model else "–"
         lines.append(
-            f"| {fam}{ci} | `{model}` | {trunk} | {adapted} | {runs_at} | {cells} | {peak_text} |"
+            f"| {fam}{ci} | {name} | {trunk} | {adapted} | {runs_at} | {cells} | {peak_text} |"
         )
         for (size, head), row in rows.items():
             if row and row["status"] != "works" and row.get("message"):
