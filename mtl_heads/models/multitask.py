@@ -186,14 +186,15 @@ class _InputResize:
             x, size=self.input_resize, mode="bilinear", align_corners=False
         )
 
-    def forward_features(self, x: torch.Tensor) -> Any:
-        return super().forward_features(self._resize_input(x))  # type: ignore[misc]
+    # signatures differ by family (hiera: forward_features(x, mask=None, ...)): pass the rest on
+    def forward_features(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return super().forward_features(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
 
     def forward_intermediates(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         return super().forward_intermediates(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
 
-    def forward(self, x: torch.Tensor) -> Any:
-        return super().forward(self._resize_input(x))  # type: ignore[misc]
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return super().forward(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
 
 
 _RESIZED_CLASSES: dict[type, type] = {}
