@@ -34,8 +34,9 @@ mtl_heads.create_model(name, num_classes=7, in_chans=1, img_size=48, label_maps=
 
 at 48 px (FER2013, TFD) and 42 px (the paper's crops), with both head forms. Each run checks
 forward and backward at batch {batch}, the output shapes, `deploy()` logits equal to the
-multi-task model's (`torch.equal`, eval mode) and a loss decrease over two Adam steps (lr 1e-4)
-on a fixed batch. A model that `create_model` refuses with the hint `resize_input=True` is built
+multi-task model's (`torch.equal`, eval mode), and records whether two Adam steps (lr 1e-4) on a
+fixed batch lower the loss (cells marked *loss rose* when not: deep nets from scratch may rise
+for their first steps; it is not counted as a failure). A model that `create_model` refuses with the hint `resize_input=True` is built
 again with it (see [Small inputs](#small-inputs)).
 
 This page is generated: `python scripts/backbone_sweep.py --out DIR` (resumable, one process per
@@ -110,7 +111,8 @@ def _cell(row: dict | None) -> str:
         return "not run"
     status = _status(row)
     if status in ("native", "resized"):
-        return f"{status}, {_ms(row)} ms, {row['head_params']:,}"
+        rose = "" if row.get("loss_decreased", True) else ", *loss rose*"
+        return f"{status}, {_ms(row)} ms, {row['head_params']:,}{rose}"
     return f"**{status}**"
 
 
