@@ -36,8 +36,8 @@ at 48 px (FER2013, TFD) and 42 px (the paper's crops), with both head forms. Eac
 forward and backward at batch {batch}, the output shapes, `deploy()` logits equal to the
 multi-task model's (`torch.equal`, eval mode), and records whether two Adam steps (lr 1e-4) on a
 fixed batch lower the loss (cells marked *loss rose* when not: deep nets from scratch may rise
-for their first steps; it is not counted as a failure). A model that `create_model` refuses with the hint `resize_input=True` is built
-again with it (see [Small inputs](#small-inputs)).
+for their first steps; it is not counted as a failure). A model that `create_model` refuses with
+the hint `resize_input=True` is built again with it (see [Small inputs](#small-inputs)).
 
 This page is generated: `python scripts/backbone_sweep.py --out DIR` (resumable, one process per
 family, one thread each; {coverage}), then
