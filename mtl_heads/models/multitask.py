@@ -560,7 +560,10 @@ def _fit_input_size(
     default_side = max(cfg.get("input_size", (0, 224, 224))[-2:])
     fits = None
     for side in _candidate_sides(size, default_side):
-        candidate = build((side, side))[0] if took_size else reference
+        try:
+            candidate = build((side, side))[0] if took_size else reference
+        except _BUILD_ERRORS:
+            continue  # timm refuses this size too (twins: patches that do not divide it)
         if _runs_at(candidate, (side, side), head, label_maps) is None:
             fits = side, candidate
             break
