@@ -12,8 +12,6 @@ image-left.
 side: a centre crop, or 4 corner crops + the centre crop, each also mirrored, softmax averaged.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any
