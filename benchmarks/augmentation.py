@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from mtl_heads.augmentation import AlignedAugmentation
+from mtl_heads.augmentation import AlignedAugmentation, RandomAlignedCrop
 from mtl_heads.datasets import SyntheticFaces
 from mtl_heads.landmarks import landmarks_to_label_maps
 
@@ -107,6 +107,14 @@ def build_pipelines(
     pipes["kornia AugmentationSequential: image only"] = lambda: k_img(images)
     pipes["kornia AugmentationSequential: image + 3 masks"] = lambda: k_mask(images, maps48)
     pipes["kornia AugmentationSequential: image + 68 keypoints"] = lambda: k_kp(images, landmarks)
+    # ours inside Kornia's container (the RandomAlignedCrop adapter): mirror-aware keypoints
+    # and bilinear maps, through Kornia's own data_keys
+    ours_in_kornia = K.AugmentationSequential(
+        RandomAlignedCrop(aug), data_keys=["input", "mask", "keypoints"]
+    ).to(device)
+    pipes["ours in kornia AugmentationSequential: image + 3 masks + keypoints"] = (
+        lambda: ours_in_kornia(images, maps48, landmarks)
+    )
 
     if device == "cpu":
         try:
