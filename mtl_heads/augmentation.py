@@ -23,7 +23,7 @@ from kornia.augmentation import GeometricAugmentationBase2D
 from kornia.geometry.keypoints import Keypoints
 from kornia.geometry.linalg import transform_points
 
-from .landmarks import FLIP_INDEX_68
+from .landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
 
 __all__ = [
     "AlignedAugmentation",
@@ -245,8 +245,10 @@ class AlignedAugmentation(nn.Module):
         crop: output size ``(h, w)`` or one int.
         flip_index: landmark permutation applied on mirrored samples
             (``landmarks[:, flip_index]``); ``None`` keeps the order. Its length must equal ``N``.
-        mask_flip_channels: mask channel permutation applied on mirrored samples; the default
-            swaps the paper's two brow maps. ``None`` keeps the order.
+        mask_flip_channels: mask channel permutation applied on mirrored samples; the default,
+            ``mirror_channels(PAPER_GROUPS)`` = ``(1, 0, 2)``, swaps the paper's two brow maps
+            (:func:`~mtl_heads.landmarks.mirror_channels` derives it for any groups). ``None``
+            keeps the order.
         p_flip: probability of a mirror.
         padding_mode: what the warp reads outside the image: ``"zeros"``, ``"border"`` or
             ``"reflection"``.
@@ -282,7 +284,7 @@ class AlignedAugmentation(nn.Module):
         crop: int | Sequence[int] = 42,
         *,
         flip_index: Sequence[int] | None = FLIP_INDEX_68,
-        mask_flip_channels: Sequence[int] | None = (1, 0, 2),
+        mask_flip_channels: Sequence[int] | None = mirror_channels(PAPER_GROUPS),
         p_flip: float = 0.5,
         padding_mode: str = "zeros",
         generator: torch.Generator | None = None,
