@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="as for examples/train.py")
     p.add_argument("--landmarks", default=None)
+    p.add_argument("--ferplus", default=None)
+    p.add_argument("--ferplus-mode", default="majority")
     p.add_argument("--test-data", default=None)
     p.add_argument("--test-landmarks", default=None)
     p.add_argument("--fold", type=int, default=0)

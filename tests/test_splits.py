@@ -90,3 +90,15 @@ def test_split_options_are_the_keywords_of_load_splits() -> None:
 
     params = inspect.signature(load_splits).parameters.values()
     assert set(SPLIT_OPTIONS) == {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def test_scripts_parse_every_split_option() -> None:
+    import runpy
+    from pathlib import Path
+
+    from mtl_heads.datasets import SPLIT_OPTIONS
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "label_map_prior_iou.py"
+    args = runpy.run_path(str(script), run_name="prior_iou")["build_parser"]().parse_args(
+        ["--data", "synthetic"])
+    assert all(hasattr(args, k) for k in SPLIT_OPTIONS)
