@@ -15,24 +15,20 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.augmentation import AlignedAugmentation  # noqa: E402
-from mtl_heads.landmarks import landmarks_to_label_maps  # noqa: E402
+from mtl_heads.augmentation import AlignedAugmentation, RandomAlignedCrop
+from mtl_heads.datasets import SyntheticFaces
+from mtl_heads.landmarks import landmarks_to_label_maps
 
 
 def synthetic_batch(batch: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Random images and plausible frontal 68-point faces (brows, mouth) in a 48x48 frame."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from synthetic_faces import frontal_faces
-
     g = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 1, 48, 48, generator=g)
-    return images.to(device), frontal_faces(batch, generator=g).to(device)
+    landmarks = torch.from_numpy(SyntheticFaces(batch, seed=0).landmarks)
+    return images.to(device), landmarks.to(device)
 
 
 def time_interleaved(
@@ -111,6 +107,14 @@ def build_pipelines(
     pipes["kornia AugmentationSequential: image only"] = lambda: k_img(images)
     pipes["kornia AugmentationSequential: image + 3 masks"] = lambda: k_mask(images, maps48)
     pipes["kornia AugmentationSequential: image + 68 keypoints"] = lambda: k_kp(images, landmarks)
+    # ours inside Kornia's container (the RandomAlignedCrop adapter): mirror-aware keypoints
+    # and bilinear maps, through Kornia's own data_keys
+    ours_in_kornia = K.AugmentationSequential(
+        RandomAlignedCrop(aug), data_keys=["input", "mask", "keypoints"]
+    ).to(device)
+    pipes["ours in kornia AugmentationSequential: image + 3 masks + keypoints"] = (
+        lambda: ours_in_kornia(images, maps48, landmarks)
+    )
 
     if device == "cpu":
         try:

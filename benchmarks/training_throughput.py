@@ -13,19 +13,15 @@ and zoom; the paper's maps were warped as images, ours are drawn from warped lan
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import mtl_heads  # noqa: E402
-from mtl_heads.augmentation import AlignedAugmentation  # noqa: E402
-from mtl_heads.datasets import SyntheticFaces  # noqa: E402
-from mtl_heads.landmarks import landmarks_to_label_maps  # noqa: E402
-from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
+import mtl_heads
+from mtl_heads.augmentation import AlignedAugmentation
+from mtl_heads.datasets import SyntheticFaces
+from mtl_heads.landmarks import landmarks_to_label_maps
+from mtl_heads.preprocessing import PaperPreprocessing
 
 SETTINGS = {
     "none": dict(flip=False, shift=0, rotation=0.0, zoom=1.0),
@@ -53,14 +49,14 @@ def measure(label_maps: int, setting: str, args: argparse.Namespace, data: dict)
     def step() -> None:
         rows = torch.randint(0, n, (args.batch_size,), generator=g).to(device)
         x = pre.standardize(data["images"][rows].float())
-        targets = {"labels": data["labels"][rows]}
+        targets = {"label": data["labels"][rows]}
         if label_maps:
             x, lm = aug(x, data["landmarks"][rows])
             valid = data["valid"][rows]
             targets["label_maps"] = landmarks_to_label_maps(
                 lm, 42, valid=valid,
                 thickness_scale=aug.last_params["scale"].to(device=device, dtype=lm.dtype))
-            targets["label_map_valid"] = valid
+            targets["landmarks_valid"] = valid
         else:
             x = aug(x)
         x = pre.normalize_batch(x)

@@ -1,7 +1,7 @@
 """Train an expression classifier, with or without the auxiliary label-map task.
 
-The training loop of mtl-heads lives here, outside the library, built from its parts. It reads
-straight down:
+The training loop of mtl-heads, in the shape of timm's ``train.py``: ``train_one_epoch`` and
+``validate`` built from the library's parts. A batch reads straight down:
 
     data set (uint8 images, labels, 68 landmarks, valid flags), held whole on the device
     -> a batch of indices -> PaperPreprocessing.standardize (48x48)
@@ -17,10 +17,9 @@ Examples::
 
 Every random stream (epoch order, augmentation, dropout) is derived from ``(seed, epoch, step)``,
 so a run killed at any step and resumed with ``--resume`` ends with the same weights and metrics
-as an uninterrupted one. See docs/training.md for all options.
+as an uninterrupted one. See docs/training.md for all options; examples/minimal_loop.py shows the
+same parts in a plain DataLoader loop.
 """
-
-from __future__ import annotations
 
 import argparse
 import contextlib
@@ -38,21 +37,24 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from timm.scheduler import create_scheduler_v2
+from timm.utils.distributed import init_distributed_device_so
 
 # Run from a clone without installing: make the checkout's package importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mtl_heads  # noqa: E402
-from mtl_heads.augmentation import (  # noqa: E402
-    AlignedAugmentation,
-    center_crop,
-    predict_ten_crop,
+from mtl_heads.augmentation import AlignedAugmentation, center_crop, predict_ten_crop  # noqa: E402
+from mtl_heads.datasets import SPLIT_OPTIONS, FaceDataset, load_splits, source_kind  # noqa: E402
+from mtl_heads.landmarks import (  # noqa: E402
+    FLIP_INDEX_68,
+    PAPER_GROUPS,
+    landmarks_to_label_maps,
+    mirror_channels,
 )
-from mtl_heads.landmarks import FLIP_INDEX_68, PAPER_GROUPS, landmarks_to_label_maps  # noqa: E402
 from mtl_heads.losses import MAP_LOSSES  # noqa: E402
-from mtl_heads.metrics import LabelMapMetrics  # noqa: E402
+from mtl_heads.metrics import LabelMapMetrics, label_map_prior  # noqa: E402
 from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
 
 CHECKPOINT = "last.safetensors"
@@ -182,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
-
 # ----------------------------------------------------------------------------------------------
 # Seeds, distributed helpers
 # ----------------------------------------------------------------------------------------------
@@ -199,9 +200,10 @@ def generator(*keys: int) -> torch.Generator:
 
 @dataclass
 class Dist:
+    """The process's place in a torchrun launch (timm's ``init_distributed_device_so``)."""
+
     rank: int = 0
     world: int = 1
-    local_rank: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -222,24 +224,16 @@ class Dist:
 
 
 def setup_distributed(device_arg: str | None) -> tuple[Dist, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    ctx = Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
     if device_arg is None:
         device_arg = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device_arg)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device_arg}: CUDA is not available on this machine")
-        if ctx.enabled:
-            device = torch.device("cuda", ctx.local_rank)
-        torch.cuda.set_device(device)
-    if ctx.enabled:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return ctx, device
+    if torch.device(device_arg).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device_arg}: CUDA is not available on this machine")
+    info = init_distributed_device_so(device_arg)
+    return Dist(info["global_rank"], info["world_size"]), torch.device(info["device"])
 
 
 # ----------------------------------------------------------------------------------------------
-# Data
+# Data: the splits of mtl_heads.datasets.load_splits, held as whole tensors on the device
 # ----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -255,25 +249,20 @@ class Split:
         return len(self.labels)
 
     @classmethod
-    def from_dataset(cls, ds: Any, rows: np.ndarray | None = None) -> Split:
-        rows = np.arange(len(ds.images)) if rows is None else rows
-        images = torch.from_numpy(np.ascontiguousarray(ds.images[rows]))
+    def from_dataset(cls, ds: FaceDataset) -> "Split":
+        images = torch.from_numpy(np.ascontiguousarray(ds.images))
         images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2).contiguous()
-        labels = np.asarray(ds.labels[rows])
+        labels = np.asarray(ds.labels)
         if labels.ndim != 1:
             raise ValueError(f"{ds!r}: soft labels are not supported by this example; use hard "
                              "class ids")
         landmarks = valid = None
         if ds.landmarks is not None:
-            landmarks = torch.from_numpy(np.ascontiguousarray(ds.landmarks[rows], np.float32))
-            valid = torch.from_numpy(np.ascontiguousarray(ds.landmarks_valid[rows]))
+            landmarks = torch.from_numpy(np.ascontiguousarray(ds.landmarks, np.float32))
+            valid = torch.from_numpy(np.ascontiguousarray(ds.landmarks_valid))
         return cls(images, torch.from_numpy(labels.astype(np.int64)), landmarks, valid)
 
-    def select(self, rows: torch.Tensor) -> Split:
-        pick = (lambda t: None if t is None else t[rows])  # noqa: E731
-        return Split(self.images[rows], self.labels[rows], pick(self.landmarks), pick(self.valid))
-
-    def to(self, device: torch.device) -> Split:
+    def to(self, device: torch.device) -> "Split":
         move = (lambda t: None if t is None else t.to(device))  # noqa: E731
         return Split(move(self.images), move(self.labels), move(self.landmarks), move(self.valid))
 
@@ -287,130 +276,29 @@ class Data:
     description: str
 
 
-def data_kind(path: str) -> str:
-    if path == "synthetic":
-        return "synthetic"
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(
-            f"--data {path}: no such file or folder (expected 'synthetic', a fer2013.csv, an "
-            "image folder or a TFD .mat)"
-        )
-    if p.is_file():
-        if p.suffix.lower() == ".mat":
-            return "tfd"
-        if p.suffix.lower() == ".csv":
-            return "fer2013"
-        raise ValueError(f"--data {path}: unknown file type {p.suffix!r} (expected .csv or .mat)")
-    if (p / "train").is_dir() and (p / "test").is_dir():
-        return "fer2013"
-    return "folder"
-
-
-def check_file(path: str | None, flag: str) -> None:
-    if path is not None and not Path(path).is_file():
-        raise FileNotFoundError(f"{flag} {path}: no such file")
-
-
-def group_split(images: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of (train, validation): whole groups of pixel-identical images go to one side."""
-    from mtl_heads.datasets import duplicate_groups
-
-    groups = duplicate_groups(images)
-    order = np.random.default_rng(seed).permutation(groups.max() + 1)
-    sizes = np.bincount(groups)[order]
-    target = int(round(fraction * len(images)))
-    chosen = order[: int(np.searchsorted(np.cumsum(sizes), target)) + 1] if target else []
-    is_val = np.isin(groups, chosen)
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
 def load_data(args: argparse.Namespace) -> Data:
-    from mtl_heads import datasets
-
-    kind = data_kind(args.data)
-    check_file(args.landmarks, "--landmarks")
-    if args.ferplus is not None and kind != "fer2013":
-        raise ValueError(f"--ferplus labels FER2013 rows; --data {args.data} is not a fer2013.csv")
-    tests: dict[str, Split] = {}
-    val = None
-    if kind == "synthetic":
-        source = datasets.SyntheticFaces(args.synthetic_train, args.image_size, seed=0,
-                                         invalid_fraction=args.synthetic_invalid)
-        test = datasets.SyntheticFaces(args.synthetic_test, args.image_size, seed=1,
-                                       invalid_fraction=args.synthetic_invalid)
-        tests["test"] = Split.from_dataset(test)
-        train_pool, classes = source, source.classes
-        description = (f"SyntheticFaces({args.synthetic_train} train+val, "
-                       f"{args.synthetic_test} test)")
-    elif kind == "fer2013":
-        check_file(args.ferplus, "--ferplus")
-        full = datasets.FER2013(args.data, split="all", landmarks=args.landmarks,
-                                ferplus=args.ferplus, ferplus_mode=args.ferplus_mode)
-        usage = np.asarray(full.usage)
-        for name in ("PublicTest", "PrivateTest"):
-            rows = np.flatnonzero(usage == name)
-            if len(rows):
-                tests[name] = Split.from_dataset(full, rows)
-        if len(tests) == 2:
-            # The paper's test set (7,177 images) is PublicTest + PrivateTest.
-            tests["test"] = Split.from_dataset(
-                full, np.flatnonzero(np.isin(usage, ("PublicTest", "PrivateTest"))))
-        train_rows = np.flatnonzero(usage == "Training")
-        if len(train_rows) == 0:
-            raise ValueError(f"--data {args.data}: no 'Training' rows")
-        train_pool = _Rows(full, train_rows)
-        classes = full.classes
-        description = f"FER2013 {args.data}"
-        if args.ferplus is not None:
-            description += f", FER+ {args.ferplus_mode} labels ({full!r})"
-    elif kind == "tfd":
-        folds = {s: datasets.TFD(args.data, fold=args.fold, split=s, landmarks=args.landmarks)
-                 for s in ("train", "valid", "test")}
-        classes = folds["train"].classes
-        val = Split.from_dataset(folds["valid"])
-        tests["test"] = Split.from_dataset(folds["test"])
-        train_pool = folds["train"]
-        description = f"TFD {args.data} fold {args.fold}"
-    else:
-        folder = datasets.ImageFolderFaces(args.data, size=args.image_size,
-                                           landmarks=args.landmarks)
-        if args.test_data is not None:
-            check_file(args.test_landmarks, "--test-landmarks")
-            test = datasets.ImageFolderFaces(args.test_data, size=args.image_size,
-                                             landmarks=args.test_landmarks)
-            if test.classes != folder.classes:
-                raise ValueError(f"--test-data classes {test.classes} differ from --data classes "
-                                 f"{folder.classes}")
-            tests["test"] = Split.from_dataset(test)
-        train_pool, classes = folder, folder.classes
-        description = f"image folder {args.data}"
-
-    images = np.asarray(train_pool.images)
-    if val is None and args.val_fraction > 0:
-        train_rows, val_rows = group_split(images, args.val_fraction, args.split_seed)
-        val = Split.from_dataset(train_pool, val_rows)
-    else:
-        train_rows = np.arange(len(images))
-    if args.train_subset < 1.0:
-        rng = np.random.default_rng(derive_seed(args.split_seed, 99))
-        keep = max(1, int(round(args.train_subset * len(train_rows))))
-        train_rows = np.sort(rng.permutation(train_rows)[:keep])
-    train = Split.from_dataset(train_pool, train_rows)
-    return Data(train, val, tests, list(classes), description)
+    splits = load_splits(args.data, args.landmarks,
+                         **{k: getattr(args, k) for k in SPLIT_OPTIONS})
+    return Data(Split.from_dataset(splits.train),
+                None if splits.val is None else Split.from_dataset(splits.val),
+                {name: Split.from_dataset(ds) for name, ds in splits.tests.items()},
+                splits.classes, splits.description)
 
 
-class _Rows:
-    """The rows of a data set, exposed with the data set's array attributes."""
+def crop_offset(args: argparse.Namespace) -> int:
+    """Where the centre crop starts: landmarks of the stored image minus this are crop pixels."""
+    return (args.image_size - args.crop) // 2
 
-    def __init__(self, ds: Any, rows: np.ndarray) -> None:
-        self.images = ds.images[rows]
-        self.labels = ds.labels[rows]
-        self.landmarks = None if ds.landmarks is None else ds.landmarks[rows]
-        self.landmarks_valid = None if ds.landmarks is None else ds.landmarks_valid[rows]
 
-    def __repr__(self) -> str:
-        return f"rows of a data set ({len(self.images)} images)"
+def epoch_batches(n: int, args: argparse.Namespace, epoch: int) -> list[torch.Tensor]:
+    """The epoch's global batches of row indices: every (row, variant) exactly once.
+
+    ``ceil(n * V / B)`` batches of near-equal size (they differ by at most one), so that no
+    tiny last batch upsets the minibatch normalisation or leaves a process without samples.
+    """
+    total = n * args.variants_per_epoch
+    order = torch.randperm(total, generator=generator(args.seed, STREAM_ORDER, epoch)) % n
+    return list(torch.tensor_split(order, math.ceil(total / args.batch_size)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,7 +312,7 @@ def build_augmentation(args: argparse.Namespace) -> AlignedAugmentation:
         "full": dict(flip=True, shift=3, rotation=45.0, zoom=1.2),
     }[args.augment]
     return AlignedAugmentation(**settings, crop=args.crop, flip_index=FLIP_INDEX_68,
-                               mask_flip_channels=(1, 0, 2))
+                               mask_flip_channels=mirror_channels(PAPER_GROUPS))
 
 
 def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn.Module:
@@ -438,15 +326,33 @@ def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn
                                   **kwargs)
 
 
-def label_map_prior(split: Split, args: argparse.Namespace) -> torch.Tensor:
-    """Mean centre-crop label map ``(K, crop, crop)`` over the training images with landmarks."""
+def training_prior(split: Split, args: argparse.Namespace) -> torch.Tensor:
+    """Mean centre-crop label map ``(K, crop, crop)`` of the training images with landmarks."""
     rows = split.valid.nonzero().flatten()
     if len(rows) == 0:
         raise ValueError("--head-init prior: no training image has landmarks")
-    offset = (args.image_size - args.crop) // 2
-    total = sum(landmarks_to_label_maps(split.landmarks[idx] - offset, args.crop).sum(0)
-                for idx in torch.split(rows, 4096))
-    return total / len(rows)
+    landmarks = split.landmarks - crop_offset(args)
+    return label_map_prior(landmarks_to_label_maps(landmarks[idx], args.crop)
+                           for idx in torch.split(rows, 4096))
+
+
+def param_groups(model: nn.Module, loss_fn: nn.Module, weight_decay: float,
+                 head_lr_scale: float) -> list[dict[str, Any]]:
+    """timm's weight-decay groups (no decay on biases, 1-D parameters and the names in
+    ``model.no_weight_decay()``), each split off a learning-rate scale (``lr_scale``, applied by
+    timm's schedulers) for the label-map head."""
+    head = model.label_map_head
+    head_ids = set() if head is None else {id(p) for p in head.parameters()}
+    groups = []
+    for module, no_decay in ((model, model.no_weight_decay()), (loss_fn, ())):
+        for group in param_groups_weight_decay(module, weight_decay,
+                                               no_weight_decay_list=no_decay):
+            for in_head in (False, True):
+                params = [p for p in group["params"] if (id(p) in head_ids) == in_head]
+                if params:
+                    groups.append({**group, "params": params,
+                                   "lr_scale": head_lr_scale if in_head else 1.0})
+    return groups
 
 
 def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer,
@@ -465,31 +371,10 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer,
     return scheduler
 
 
-def param_groups(trainable: nn.Module, weight_decay: float,
-                 head_lr_scale: float) -> list[dict[str, Any]]:
-    """timm's rule (no weight decay on biases and 1-D parameters) plus a learning-rate scale
-    (``lr_scale``, applied by timm's schedulers) for the label-map head."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, param in trainable.named_parameters():
-        if not param.requires_grad:
-            continue
-        decay = param.ndim > 1 and not name.endswith(".bias")
-        head = ".label_map_head." in f".{name}"
-        groups.setdefault((decay, head), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
-             "lr_scale": head_lr_scale if head else 1.0}
-            for (decay, head), params in groups.items()]
-
-
-def epoch_batches(n: int, args: argparse.Namespace, epoch: int) -> list[torch.Tensor]:
-    """The epoch's global batches of row indices: every (row, variant) exactly once.
-
-    ``ceil(n * V / B)`` batches of near-equal size (they differ by at most one), so that no
-    tiny last batch upsets the minibatch normalisation or leaves a process without samples.
-    """
-    total = n * args.variants_per_epoch
-    order = torch.randperm(total, generator=generator(args.seed, STREAM_ORDER, epoch)) % n
-    return list(torch.tensor_split(order, math.ceil(total / args.batch_size)))
+def autocast(args: argparse.Namespace, device: torch.device) -> contextlib.AbstractContextManager:
+    if not args.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -550,19 +435,138 @@ def load_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Mo
 
 
 # ----------------------------------------------------------------------------------------------
-# Evaluation
+# One epoch of training, one pass of evaluation
 # ----------------------------------------------------------------------------------------------
 
+def train_one_epoch(
+    epoch: int,
+    model: nn.Module,
+    train_set: Split,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    args: argparse.Namespace,
+    *,
+    pre: PaperPreprocessing,
+    aug: AlignedAugmentation,
+    ctx: Dist,
+    state: dict[str, Any],
+    lr_scheduler: Any = None,
+    checkpoint: Any = None,
+    bar: Any = None,
+) -> dict[str, Any]:
+    """Train ``model`` (DDP-wrapped when distributed) for one epoch, from ``state["step"]`` on.
+
+    Returns the epoch's sums (``loss``, ``ce``, ``label_maps``, ``correct``, ``samples``,
+    ``valid_maps``, ``time``); ``checkpoint(epoch, step, sums)`` is called every
+    ``--checkpoint-every`` steps.
+    """
+    device = train_set.images.device
+    batches = epoch_batches(len(train_set), args, epoch)
+    accum = state["accum"] or {"loss": 0.0, "ce": 0.0, "label_maps": 0.0, "correct": 0,
+                               "samples": 0, "valid_maps": 0, "time": 0.0}
+    start_step = state["step"]
+    state["accum"], state["step"] = None, 0
+    with_maps = args.label_maps > 0  # draw label maps (the baseline never needs them)
+    model.train()
+    pre.train()
+    tic = time.perf_counter()
+    if bar is not None:
+        bar.update(start_step)
+    for step in range(start_step, len(batches)):
+        rows_global = batches[step]
+        # Augmentation parameters are drawn for the global batch and sliced, so each sample is
+        # augmented the same way whatever the number of processes.
+        params = aug.generate_parameters(
+            len(rows_global), generator(args.seed, STREAM_AUGMENT, epoch, step))
+        params = {k: v[ctx.rank::ctx.world] for k, v in params.items()}
+        rows = rows_global[ctx.rank::ctx.world].to(device)
+        # The batch carries the keys the loss reads.
+        batch: dict[str, torch.Tensor] = {"label": train_set.labels[rows]}
+
+        x = pre.standardize(train_set.images[rows].float())
+        if with_maps:
+            x, landmarks = aug(x, train_set.landmarks[rows], params=params)
+            batch["landmarks_valid"] = train_set.valid[rows]
+            batch["label_maps"] = landmarks_to_label_maps(
+                landmarks, args.crop, valid=batch["landmarks_valid"],
+                thickness_scale=params["scale"].to(device=device, dtype=landmarks.dtype))
+        else:
+            x = aug(x, params=params)
+        x = pre.normalize_batch(x)
+        if args.channels_last and device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        torch.manual_seed(derive_seed(args.seed, STREAM_DROPOUT, epoch, step, ctx.rank))
+        with autocast(args, device):
+            outputs = model(x)
+        outputs = {k: v.float() for k, v in outputs.items()}
+        loss = loss_fn(outputs, batch)
+        # DDP averages gradients over processes; weigh each by its share of the global batch so
+        # the update equals the single-process one for uneven shards too.
+        n_local = len(rows)
+        (loss * (n_local * ctx.world / len(rows_global))).backward()
+
+        terms = loss_fn.last_terms
+        stats = torch.stack([
+            loss.detach().double() * n_local,
+            terms["ce"].double() * n_local,
+            terms.get("label_maps", torch.zeros((), device=device)).double() * n_local,
+            (outputs["logits"].argmax(1) == batch["label"]).sum().double(),
+            torch.tensor(float(n_local), dtype=torch.float64, device=device),
+            terms.get("num_valid", torch.zeros((), device=device)).double(),
+            (~torch.isfinite(loss.detach())).double(),
+        ])
+        ctx.all_sum(stats)
+        if stats[6] > 0:
+            out = Path(args.output)
+            raise TrainingError(
+                f"loss is not finite at epoch {epoch + 1}, step {step + 1} (global step "
+                f"{state['global_step'] + 1}): lower --lr or check the data. The last good "
+                f"checkpoint is kept in {out / CHECKPOINT}"
+                + ("" if (out / CHECKPOINT).exists() else " (none written yet)"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["global_step"] += 1
+        if lr_scheduler is not None:
+            lr_scheduler.step_update(state["global_step"])
+        s = stats.tolist()
+        accum["loss"] += s[0]
+        accum["ce"] += s[1]
+        accum["label_maps"] += s[2]
+        accum["correct"] += int(s[3])
+        accum["samples"] += int(s[4])
+        accum["valid_maps"] += int(s[5])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{accum['loss'] / accum['samples']:.3f}",
+                            acc=f"{accum['correct'] / accum['samples']:.3f}")
+        last = step + 1 == len(batches)
+        if (checkpoint is not None and args.checkpoint_every
+                and state["global_step"] % args.checkpoint_every == 0 and not last):
+            accum["time"] += time.perf_counter() - tic
+            tic = time.perf_counter()
+            checkpoint(epoch, step + 1, accum)
+        if args.stop_after_steps and state["global_step"] >= args.stop_after_steps:
+            if ctx.main:
+                print(f"stopping after {state['global_step']} steps (--stop-after-steps), "
+                      "as if killed; resume with --resume")
+            sys.stdout.flush()
+            os._exit(0)
+    accum["time"] += time.perf_counter() - tic
+    return accum
+
+
 @torch.inference_mode()
-def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
+def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
              num_classes: int, ctx: Dist, tta: bool = False,
              prior: torch.Tensor | None = None) -> dict[str, Any]:
-    """Accuracy (centre crop, optionally 10-crop TTA), per-class accuracy, confusion matrix, CE
-    loss and, for multi-task models on data with landmarks, per-channel IoU at p > 0.5.
+    """Accuracy (centre crop, optionally 10-crop TTA with the deployed classifier), per-class
+    accuracy, confusion matrix, CE loss and, for multi-task models on data with landmarks, the
+    label-map IoU, soft IoU and NME (:class:`mtl_heads.metrics.LabelMapMetrics`).
 
-    With ``prior`` (the mean training map, :func:`label_map_prior`) it also reports
-    ``iou_prior``: the IoU of that one fixed map thresholded at 0.5, i.e. what a predictor that
-    ignores the face scores. A head is only localising brows and mouth where it beats this."""
+    With ``prior`` (the mean training map, :func:`mtl_heads.metrics.label_map_prior`) the same
+    metrics of that one fixed map (``iou_prior``, ...): what a predictor that ignores the face
+    scores. A head is only localising brows and mouth where it beats this."""
     was_training = model.training
     model.eval()
     pre.eval()
@@ -573,7 +577,7 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     with_maps = args.label_maps > 0 and split.landmarks is not None
     maps_metrics = LabelMapMetrics([g.name for g in PAPER_GROUPS], prior=prior)
-    offset = (args.image_size - args.crop) // 2
+    offset = crop_offset(args)
 
     def net(x: torch.Tensor, maps: bool = True) -> dict[str, torch.Tensor]:
         x = pre.normalize_batch(x)
@@ -637,12 +641,6 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     return result
 
 
-def autocast(args: argparse.Namespace, device: torch.device) -> contextlib.AbstractContextManager:
-    if not args.amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
 # ----------------------------------------------------------------------------------------------
 # Logging
 # ----------------------------------------------------------------------------------------------
@@ -677,8 +675,16 @@ def progress(total: int, desc: str, disable: bool) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 def check_args(args: argparse.Namespace) -> None:
-    data_kind(args.data)  # a missing data path is the first thing to report
-    check_file(args.landmarks, "--landmarks")
+    try:  # a missing data path is the first thing to report
+        source_kind(args.data)
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"--data {err}") from None
+    for path, flag in ((args.landmarks, "--landmarks"), (args.test_landmarks, "--test-landmarks"),
+                       (args.ferplus, "--ferplus")):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
+    if args.ferplus is not None and source_kind(args.data) != "fer2013":
+        raise ValueError(f"--ferplus labels FER2013 rows; --data {args.data} is not a fer2013.csv")
     import timm
 
     if not timm.is_model(args.backbone):
@@ -710,9 +716,11 @@ def check_args(args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> dict[str, Any]:
     check_args(args)
     ctx, device = setup_distributed(args.device)
+    threads = torch.get_num_threads()
     try:
         return _train(args, ctx, device)
     finally:
+        torch.set_num_threads(threads)  # --workers must not outlive an in-process call
         if ctx.enabled:
             dist.destroy_process_group()
 
@@ -749,7 +757,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     pre.fit(torch.split(train_set.images, 4096))
     aug = build_augmentation(args)
     model = build_model(args, in_chans, num_classes).to(device)
-    prior = label_map_prior(train_set, args) if args.label_maps else None
+    prior = training_prior(train_set, args) if args.label_maps else None
     if args.head_init == "prior" and prior is not None:
         model.label_map_head.init_prior(prior)
     if args.channels_last and device.type == "cuda":
@@ -758,18 +766,17 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing,
         map_loss=args.map_loss, validate=False,
     ).to(device)
-    trainable = nn.ModuleList([model, loss_fn])
     optimizer = create_optimizer_v2(
-        param_groups(trainable, args.weight_decay, args.head_lr_scale), opt=args.optimizer,
+        param_groups(model, loss_fn, args.weight_decay, args.head_lr_scale), opt=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum)
     steps_per_epoch = len(epoch_batches(len(train_set), args, 0))
-    scheduler = build_scheduler(args, optimizer, steps_per_epoch)
-    if scheduler is None:  # timm's schedulers apply lr_scale themselves
+    lr_scheduler = build_scheduler(args, optimizer, steps_per_epoch)
+    if lr_scheduler is None:  # timm's schedulers apply lr_scale themselves
         for group in optimizer.param_groups:
             group["lr"] = args.lr * group["lr_scale"]
-    ddp_model = model
+    train_model = model
     if ctx.enabled:
-        ddp_model = nn.parallel.DistributedDataParallel(
+        train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     state: dict[str, Any] = {"epoch": 0, "step": 0, "global_step": 0, "history": [],
@@ -808,120 +815,30 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         ctx.barrier()
 
     disable_bar = args.quiet or not sys.stderr.isatty() or not ctx.main
-    stop = False
-    with_maps = args.label_maps > 0  # draw label maps (the baseline never needs them)
     for epoch in range(state["epoch"], args.epochs):
-        batches = epoch_batches(len(train_set), args, epoch)
-        accum = state["accum"] or {"loss": 0.0, "ce": 0.0, "label_maps": 0.0, "correct": 0,
-                                   "samples": 0, "valid_maps": 0, "time": 0.0}
-        start_step = state["step"]
-        state["accum"], state["step"] = None, 0
-        model.train()
-        pre.train()
-        tic = time.perf_counter()
-        with progress(len(batches), f"epoch {epoch + 1}/{args.epochs}", disable_bar) as bar:
-            if bar is not None:
-                bar.update(start_step)
-            for step in range(start_step, len(batches)):
-                rows_global = batches[step]
-                # Augmentation parameters are drawn for the global batch and sliced, so each
-                # sample is augmented the same way whatever the number of processes.
-                params = aug.generate_parameters(
-                    len(rows_global), generator(args.seed, STREAM_AUGMENT, epoch, step))
-                params = {k: v[ctx.rank::ctx.world] for k, v in params.items()}
-                rows = rows_global[ctx.rank::ctx.world].to(device)
-                labels = train_set.labels[rows]
-
-                x = pre.standardize(train_set.images[rows].float())
-                if with_maps:
-                    x, lm = aug(x, train_set.landmarks[rows], params=params)
-                else:
-                    x = aug(x, params=params)
-                x = pre.normalize_batch(x)
-                targets: dict[str, torch.Tensor] = {"labels": labels}
-                if with_maps:
-                    valid = train_set.valid[rows]
-                    targets["label_maps"] = landmarks_to_label_maps(
-                        lm, args.crop, valid=valid,
-                        thickness_scale=params["scale"].to(device=device, dtype=lm.dtype))
-                    targets["label_map_valid"] = valid
-                if args.channels_last and device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-
-                torch.manual_seed(derive_seed(args.seed, STREAM_DROPOUT, epoch, step, ctx.rank))
-                with autocast(args, device):
-                    outputs = ddp_model(x)
-                outputs = {k: v.float() for k, v in outputs.items()}
-                loss = loss_fn(outputs, targets)
-                # DDP averages gradients over processes; weigh each by its share of the global
-                # batch so the update equals the single-process one for uneven shards too.
-                n_local = len(rows)
-                (loss * (n_local * ctx.world / len(rows_global))).backward()
-
-                terms = loss_fn.last_terms
-                stats = torch.stack([
-                    loss.detach().double() * n_local,
-                    terms["ce"].double() * n_local,
-                    terms.get("label_maps", torch.zeros((), device=device)).double() * n_local,
-                    (outputs["logits"].argmax(1) == labels).sum().double(),
-                    torch.tensor(float(n_local), dtype=torch.float64, device=device),
-                    terms.get("num_valid", torch.zeros((), device=device)).double(),
-                    (~torch.isfinite(loss.detach())).double(),
-                ])
-                ctx.all_sum(stats)
-                if stats[6] > 0:
-                    raise TrainingError(
-                        f"loss is not finite at epoch {epoch + 1}, step {step + 1} (global step "
-                        f"{state['global_step'] + 1}): lower --lr or check the data. The last good "
-                        f"checkpoint is kept in {out / CHECKPOINT}"
-                        + ("" if (out / CHECKPOINT).exists() else " (none written yet)"))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                state["global_step"] += 1
-                if scheduler is not None:
-                    scheduler.step_update(state["global_step"])
-                s = stats.tolist()
-                accum["loss"] += s[0]
-                accum["ce"] += s[1]
-                accum["label_maps"] += s[2]
-                accum["correct"] += int(s[3])
-                accum["samples"] += int(s[4])
-                accum["valid_maps"] += int(s[5])
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{accum['loss'] / accum['samples']:.3f}",
-                                    acc=f"{accum['correct'] / accum['samples']:.3f}")
-                last = step + 1 == len(batches)
-                if (args.checkpoint_every and state["global_step"] % args.checkpoint_every == 0
-                        and not last):
-                    accum["time"] += time.perf_counter() - tic
-                    tic = time.perf_counter()
-                    checkpoint(epoch, step + 1, accum)
-                if args.stop_after_steps and state["global_step"] >= args.stop_after_steps:
-                    log(f"stopping after {state['global_step']} steps (--stop-after-steps), as if "
-                        "killed; resume with --resume")
-                    sys.stdout.flush()
-                    os._exit(0)
-
-        accum["time"] += time.perf_counter() - tic
-        n = max(accum["samples"], 1)
+        with progress(steps_per_epoch, f"epoch {epoch + 1}/{args.epochs}", disable_bar) as bar:
+            sums = train_one_epoch(epoch, train_model, train_set, optimizer, loss_fn, args,
+                                   pre=pre, aug=aug, ctx=ctx, state=state,
+                                   lr_scheduler=lr_scheduler, checkpoint=checkpoint, bar=bar)
+        n = max(sums["samples"], 1)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": accum["loss"] / n,
-            "train_ce": accum["ce"] / n,
-            "train_label_maps": accum["label_maps"] / n if args.label_maps else None,
-            "train_acc": accum["correct"] / n,
-            "train_valid_maps": accum["valid_maps"] if args.label_maps else None,
-            "samples": accum["samples"],
-            "epoch_time": accum["time"],
-            "samples_per_s": accum["samples"] / max(accum["time"], 1e-9),
+            "train_loss": sums["loss"] / n,
+            "train_ce": sums["ce"] / n,
+            "train_label_maps": sums["label_maps"] / n if args.label_maps else None,
+            "train_acc": sums["correct"] / n,
+            "train_valid_maps": sums["valid_maps"] if args.label_maps else None,
+            "samples": sums["samples"],
+            "epoch_time": sums["time"],
+            "samples_per_s": sums["samples"] / max(sums["time"], 1e-9),
         }
         if ctx.enabled:
             for buf in pre.minibatch.buffers():
                 dist.broadcast(buf, 0)
+        stop = False
         if val_set is not None:
-            v = evaluate(model, pre, val_set, args, num_classes, ctx)
+            v = validate(model, pre, val_set, args, num_classes, ctx)
             record.update(val_acc=v["acc"], val_loss=v["loss"],
                           val_per_class_acc=v["per_class_acc"])
             if "iou" in v:
@@ -966,9 +883,9 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     else:
         final["selected"] = {"by": "last epoch", "epoch": len(state["history"])}
     if val_set is not None:
-        final["val"] = evaluate(model, pre, val_set, args, num_classes, ctx, tta=args.tta,
+        final["val"] = validate(model, pre, val_set, args, num_classes, ctx, tta=args.tta,
                                 prior=prior)
-    final["test"] = {name: evaluate(model, pre, split.to(device), args, num_classes, ctx,
+    final["test"] = {name: validate(model, pre, split.to(device), args, num_classes, ctx,
                                     tta=args.tta, prior=prior)
                      for name, split in data.tests.items()}
     if ctx.main:

@@ -1,7 +1,5 @@
 """``python -m mtl_heads annotate ...``: the ``mtl-heads`` command line."""
 
-from __future__ import annotations
-
 import sys
 
 from .cli import main

@@ -21,8 +21,6 @@ Two passes (the pass that found each face is stored in the file's ``passes`` arr
    targets (FER2013, TFD, face folders) are face crops, where these hold.
 """
 
-from __future__ import annotations
-
 import importlib.util
 import json
 import shutil
@@ -267,19 +265,29 @@ def read_source(
 ) -> AnnotationSource:
     """Decode a data source the way its data set does, in landmark-file order.
 
-    Dispatch: a ``.csv`` file is a Kaggle ``fer2013.csv`` (every row, in file order); a
-    ``.mat`` file is TFD (all N images); a folder holding ``train``/``test`` with FER2013
-    class folders is the Kaggle image-folder copy (sorted by relative path); any other folder
-    is read as :class:`~mtl_heads.datasets.ImageFolderFaces` (``size``, ``grayscale``).
+    Dispatch by :func:`~mtl_heads.datasets.source_kind` (the one ``examples/train.py`` uses): a
+    ``.csv`` file is a Kaggle ``fer2013.csv`` (every row, in file order); a ``.mat`` file is TFD
+    (all N images); a folder holding ``train``/``test`` with FER2013 class folders is the Kaggle
+    image-folder copy (sorted by relative path); any other folder is read as
+    :class:`~mtl_heads.datasets.ImageFolderFaces` (``size``, ``grayscale``).
 
     Raises:
         FileNotFoundError: no such path.
         ValueError: a file type that is none of these.
     """
-    from .datasets import fer2013, folder, tfd
+    from .datasets import fer2013, folder, source_kind, tfd
 
     data = Path(data)
-    if data.is_file() and data.suffix.lower() == ".csv":
+    try:
+        kind = source_kind(data)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such data source: {data}") from None
+    except ValueError:
+        raise ValueError(
+            f"{data}: cannot tell the data source: expected a fer2013 .csv, a TFD .mat, "
+            "or a folder (Kaggle FER2013 train/test layout or class-per-folder images)"
+        ) from None
+    if kind == "fer2013" and data.is_file():
         images, labels, usage = fer2013.read_fer2013_csv(data)
         return AnnotationSource(
             images,
@@ -288,7 +296,16 @@ def read_source(
             labels,
             list(fer2013.FER2013_CLASSES),
         )
-    if data.is_file() and data.suffix.lower() == ".mat":
+    if kind == "fer2013":
+        images, labels, usage, _ = fer2013.read_fer2013_folder(data)
+        return AnnotationSource(
+            images,
+            f"fer2013 folder {data.name} ({len(images)} images)",
+            {"split": usage},
+            labels,
+            list(fer2013.FER2013_CLASSES),
+        )
+    if kind == "tfd":
         mat = tfd.read_tfd(data)
         labels = np.where(mat["labs_ex"] > 0, mat["labs_ex"] - 1, -1)
         split = np.where(mat["labs_ex"] > 0, "labelled", "unlabelled")
@@ -299,24 +316,7 @@ def read_source(
             labels,
             list(tfd.TFD_CLASSES),
         )
-    if data.is_dir():
-        subdirs = {p.name for p in data.iterdir() if p.is_dir()}
-        if (
-            subdirs
-            and subdirs <= {"train", "test"}
-            and all(
-                {p.name for p in (data / s).iterdir() if p.is_dir()} <= set(fer2013.FOLDER_CLASSES)
-                for s in subdirs
-            )
-        ):
-            images, labels, usage, _ = fer2013.read_fer2013_folder(data)
-            return AnnotationSource(
-                images,
-                f"fer2013 folder {data.name} ({len(images)} images)",
-                {"split": usage},
-                labels,
-                list(fer2013.FER2013_CLASSES),
-            )
+    if kind == "folder":
         images, labels, classes, _ = folder.read_image_folder(data, size, grayscale)
         hw = images.shape[1:3]
         return AnnotationSource(
@@ -327,12 +327,7 @@ def read_source(
             labels,
             classes,
         )
-    if not data.exists():
-        raise FileNotFoundError(f"no such data source: {data}")
-    raise ValueError(
-        f"{data}: cannot tell the data source: expected a fer2013 .csv, a TFD .mat, "
-        "or a folder (Kaggle FER2013 train/test layout or class-per-folder images)"
-    )
+    raise ValueError(f"{data}: SyntheticFaces draws its own landmarks; nothing to annotate")
 
 
 # Worker processes build their own detector once: dlib objects cannot be pickled.

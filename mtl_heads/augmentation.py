@@ -12,8 +12,6 @@ image-left.
 side: a centre crop, or 4 corner crops + the centre crop, each also mirrored, softmax averaged.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,11 +19,19 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from kornia.augmentation import GeometricAugmentationBase2D
+from kornia.geometry.keypoints import Keypoints
 from kornia.geometry.linalg import transform_points
 
-from .landmarks import FLIP_INDEX_68
+from .landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
 
-__all__ = ["AlignedAugmentation", "center_crop", "ten_crop_views", "predict_ten_crop"]
+__all__ = [
+    "AlignedAugmentation",
+    "RandomAlignedCrop",
+    "center_crop",
+    "ten_crop_views",
+    "predict_ten_crop",
+]
 
 
 def _size_pair(size: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -239,8 +245,10 @@ class AlignedAugmentation(nn.Module):
         crop: output size ``(h, w)`` or one int.
         flip_index: landmark permutation applied on mirrored samples
             (``landmarks[:, flip_index]``); ``None`` keeps the order. Its length must equal ``N``.
-        mask_flip_channels: mask channel permutation applied on mirrored samples; the default
-            swaps the paper's two brow maps. ``None`` keeps the order.
+        mask_flip_channels: mask channel permutation applied on mirrored samples; the default,
+            ``mirror_channels(PAPER_GROUPS)`` = ``(1, 0, 2)``, swaps the paper's two brow maps
+            (:func:`~mtl_heads.landmarks.mirror_channels` derives it for any groups). ``None``
+            keeps the order.
         p_flip: probability of a mirror.
         padding_mode: what the warp reads outside the image: ``"zeros"``, ``"border"`` or
             ``"reflection"``.
@@ -276,7 +284,7 @@ class AlignedAugmentation(nn.Module):
         crop: int | Sequence[int] = 42,
         *,
         flip_index: Sequence[int] | None = FLIP_INDEX_68,
-        mask_flip_channels: Sequence[int] | None = (1, 0, 2),
+        mask_flip_channels: Sequence[int] | None = mirror_channels(PAPER_GROUPS),
         p_flip: float = 0.5,
         padding_mode: str = "zeros",
         generator: torch.Generator | None = None,
@@ -488,3 +496,98 @@ class AlignedAugmentation(nn.Module):
                 maps = _permute_rows(maps, flip, self.mask_flip_channels)
             results.append(maps)
         return results[0] if len(results) == 1 else tuple(results)
+
+
+class RandomAlignedCrop(GeometricAugmentationBase2D):
+    """:class:`AlignedAugmentation` as a Kornia augmentation, for ``AugmentationSequential``.
+
+    The same per-sample matrix, the same random stream and the same outputs as the wrapped
+    :class:`AlignedAugmentation`, so it composes with Kornia's own transforms (a colour jitter
+    before or after it) and Kornia's ``data_keys=["input", "mask", "keypoints"]`` get the
+    mirror-aware behaviour: on mirrored samples the keypoints are re-indexed with ``flip_index``
+    and the mask channels with ``mask_flip_channels``. Masks are resampled bilinearly with the
+    image (Kornia 0.9 resamples masks nearest, kornia#4419), so soft label maps stay soft.
+    The output is the crop size (48 -> 42), as Kornia's ``RandomCrop`` changes the size too.
+
+    Args:
+        aug: the augmentation to wrap; ``None`` builds the paper's FER2013 setting.
+        keepdim: Kornia's ``keepdim``.
+
+    Examples:
+        >>> import kornia.augmentation as K
+        >>> _ = torch.manual_seed(0)
+        >>> seq = K.AugmentationSequential(
+        ...     K.ColorJiggle(0.2, 0.2, p=1.0), RandomAlignedCrop(),
+        ...     data_keys=["input", "mask", "keypoints"])
+        >>> images, maps = torch.rand(2, 1, 48, 48), torch.rand(2, 3, 48, 48)
+        >>> out, out_maps, out_lm = seq(images, maps, torch.rand(2, 68, 2) * 47)
+        >>> out.shape, out_maps.shape, out_lm.shape
+        (torch.Size([2, 1, 42, 42]), torch.Size([2, 3, 42, 42]), torch.Size([2, 68, 2]))
+    """
+
+    def __init__(self, aug: AlignedAugmentation | None = None, keepdim: bool = False) -> None:
+        # Probabilities live in the wrapped augmentation (p, p_flip): Kornia applies it to every
+        # sample, and samples it does not augment get its centre crop.
+        super().__init__(p=1.0, same_on_batch=False, keepdim=keepdim)
+        self.aug = AlignedAugmentation() if aug is None else aug
+        if not isinstance(self.aug, AlignedAugmentation):
+            raise TypeError(f"aug must be an AlignedAugmentation, got {type(self.aug).__name__}")
+
+    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        return self.aug.generate_parameters(batch_shape[0])
+
+    def compute_transformation(
+        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any]
+    ) -> torch.Tensor:
+        mat = self.aug.compute_matrix(params, tuple(input.shape[-2:]))
+        return mat.to(device=input.device, dtype=input.dtype)
+
+    def _aligned(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: params[k] for k in ("flip", "angle", "scale", "offset")}
+
+    def apply_transform(
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
+        transform: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.aug(input, params=self._aligned(params))
+
+    def apply_transform_mask(
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
+        transform: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        maps = self.aug(input.float(), params=self._aligned(params))
+        perm = self.aug.mask_flip_channels
+        if perm is not None and maps.shape[1] != len(perm):
+            raise ValueError(
+                f"masks have {maps.shape[1]} channels but mask_flip_channels {perm} permutes "
+                f"{len(perm)}; build the AlignedAugmentation with mask_flip_channels for yours"
+            )
+        flip = params["flip"].to(maps.device)
+        if perm is not None and bool(flip.any()):
+            maps = _permute_rows(maps, flip, perm)
+        return maps.to(input.dtype)
+
+    def apply_transform_keypoint(
+        self,
+        input: Keypoints,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
+        transform: torch.Tensor | None = None,
+    ) -> Keypoints:
+        out = super().apply_transform_keypoint(input, params, flags, transform)
+        index = self.aug.flip_index
+        flip = params["flip"].to(out.data.device)
+        if index is not None and bool(flip.any()):
+            if out.data.shape[-2] != len(index):
+                raise ValueError(
+                    f"keypoints have N = {out.data.shape[-2]} points but flip_index has "
+                    f"{len(index)} entries; build the AlignedAugmentation with flip_index for yours"
+                )
+            out = Keypoints(_permute_rows(out.data, flip, index), False)
+        return out

@@ -1,8 +1,6 @@
 """The ``mtl-heads`` command line (or ``python -m mtl_heads ...``): ``annotate`` a data source with
 landmarks, ``predict`` the expressions of the faces in photos, ``export`` a trained classifier."""
 
-from __future__ import annotations
-
 import argparse
 import json
 import sys

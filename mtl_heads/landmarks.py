@@ -10,8 +10,6 @@ Coordinates follow Kornia: (x, y) in pixels, pixel centres at integer positions,
 ``x -> W - 1 - x``.
 """
 
-from __future__ import annotations
-
 import math
 import warnings
 from collections.abc import Sequence
@@ -36,6 +34,7 @@ __all__ = [
     "FACE_GROUPS",
     "flip_index_from_pairs",
     "landmarks_to_heatmaps",
+    "mirror_channels",
     "landmarks_to_label_maps",
 ]
 
@@ -164,6 +163,52 @@ FACE_GROUPS: tuple[LabelMapGroup, ...] = PAPER_GROUPS + (
     LabelMapGroup("jaw", JAW, "polyline", thickness=2.0),
 )
 """The paper's maps, eyes (filled), nose ridge, jaw; mirror channels ``(1, 0, 2, 4, 3, 5, 6)``."""
+
+
+def mirror_channels(
+    groups: Sequence[LabelMapGroup], flip_index: Sequence[int] = FLIP_INDEX_68
+) -> tuple[int, ...]:
+    """The label-map channel permutation of a horizontal flip, derived from the groups.
+
+    A mirrored face draws group ``k``'s map from the points ``flip_index[i]`` for ``i`` in its
+    indices, which is the point set of some group ``m`` (the brows swap, the mouth maps to itself):
+    channel ``k`` of a mirrored sample must be read from channel ``m``.
+
+    Args:
+        groups: the label maps, in channel order.
+        flip_index: the landmark permutation of a flip (:data:`FLIP_INDEX_68` for 68 points).
+
+    Returns:
+        ``perm`` with ``maps[:, perm]`` the channel order after a flip (an involution).
+
+    Raises:
+        ValueError: a group whose mirror image is none of the groups (give its mirror group
+            too, or draw it from a symmetric point set).
+
+    Examples:
+        >>> mirror_channels(PAPER_GROUPS)
+        (1, 0, 2)
+        >>> mirror_channels(FACE_GROUPS)
+        (1, 0, 2, 4, 3, 5, 6)
+    """
+    sets = [frozenset(g.indices) for g in groups]
+    perm = []
+    for k, group in enumerate(groups):
+        if max(group.indices) >= len(flip_index):
+            raise ValueError(
+                f"label map group {group.name!r} uses index {max(group.indices)} but flip_index "
+                f"has {len(flip_index)} points"
+            )
+        mirrored = frozenset(int(flip_index[i]) for i in group.indices)
+        match = [m for m, s in enumerate(sets) if s == mirrored]
+        if not match:
+            raise ValueError(
+                f"label map group {group.name!r} (channel {k}): its mirror image "
+                f"{sorted(mirrored)} is not the point set of any group; add that group or "
+                "use a symmetric one"
+            )
+        perm.append(match[0])
+    return tuple(perm)
 
 
 def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:

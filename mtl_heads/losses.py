@@ -32,8 +32,6 @@ in the same way:
   target mass :math:`\max(\sum t, 1)`, averaged over the maps.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,40 +52,40 @@ def _check_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if labels.ndim == 1:
         if labels.shape[0] != b:
             raise ValueError(
-                f"targets['labels'] has {labels.shape[0]} entries but the batch has {b}"
+                f"targets['label'] has {labels.shape[0]} entries but the batch has {b}"
             )
         if labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise TypeError(
-                f"targets['labels'] of shape (B,) must hold integer class ids, got {labels.dtype}"
+                f"targets['label'] of shape (B,) must hold integer class ids, got {labels.dtype}"
             )
         bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= c))
         if bad.any():
             i = int(bad.nonzero()[0, 0])
             raise ValueError(
-                f"targets['labels'][{i}] = {int(labels[i])} is not a class id in [0, {c}) "
+                f"targets['label'][{i}] = {int(labels[i])} is not a class id in [0, {c}) "
                 f"nor {IGNORE_INDEX} (missing)"
             )
     elif labels.ndim == 2:
         if tuple(labels.shape) != (b, c):
             raise ValueError(
-                f"soft targets['labels'] must be (B, C) = {(b, c)} like the logits, got "
+                f"soft targets['label'] must be (B, C) = {(b, c)} like the logits, got "
                 f"{tuple(labels.shape)}"
             )
         if not labels.dtype.is_floating_point:
             raise TypeError(
-                f"soft targets['labels'] (B, C) must be float probabilities, got {labels.dtype}"
+                f"soft targets['label'] (B, C) must be float probabilities, got {labels.dtype}"
             )
         if torch.isnan(labels).any():
             i = int(torch.isnan(labels).any(1).nonzero()[0, 0])
-            raise ValueError(f"targets['labels'] row {i} contains NaN")
+            raise ValueError(f"targets['label'] row {i} contains NaN")
         if ((labels < 0) | (labels > 1)).any():
             raise ValueError(
-                f"soft targets['labels'] must lie in [0, 1], got range "
+                f"soft targets['label'] must lie in [0, 1], got range "
                 f"[{labels.min().item():.4g}, {labels.max().item():.4g}]"
             )
     else:
         raise ValueError(
-            "targets['labels'] must be (B,) class ids or (B, C) probabilities, got shape "
+            "targets['label'] must be (B,) class ids or (B, C) probabilities, got shape "
             f"{tuple(labels.shape)}"
         )
 
@@ -114,16 +112,16 @@ def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
         )
     if valid.ndim != 1 or valid.shape[0] != pred.shape[0]:
         raise ValueError(
-            f"targets['label_map_valid'] must be (B,) = ({pred.shape[0]},), got "
+            f"targets['landmarks_valid'] must be (B,) = ({pred.shape[0]},), got "
             f"{tuple(valid.shape)}"
         )
     if valid.dtype != torch.bool:
         if valid.is_floating_point() and torch.isnan(valid).any():
-            raise ValueError("targets['label_map_valid'] contains NaN; expected bool or 0/1")
+            raise ValueError("targets['landmarks_valid'] contains NaN; expected bool or 0/1")
         if ((valid != 0) & (valid != 1)).any():
             i = int(((valid != 0) & (valid != 1)).nonzero()[0, 0])
             raise ValueError(
-                f"targets['label_map_valid'] must be bool (or 0/1), got {valid[i].item()} at "
+                f"targets['landmarks_valid'] must be bool (or 0/1), got {valid[i].item()} at "
                 f"index {i}"
             )
     checked = target[valid.bool()]
@@ -134,7 +132,7 @@ def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
         if nan.any():
             i = int(valid.bool().nonzero()[nan.flatten(1).any(1).nonzero()[0, 0], 0])
             raise ValueError(
-                f"targets['label_maps'][{i}] contains NaN although label_map_valid[{i}] is True"
+                f"targets['label_maps'][{i}] contains NaN although landmarks_valid[{i}] is True"
             )
         if ((checked < 0) | (checked > 1)).any():
             raise ValueError(
@@ -257,9 +255,9 @@ def masked_multitask_loss(
         outputs: the model's dict: ``"logits"`` ``(B, C)`` and, for multi-task models,
             ``"label_maps"`` ``(B, K, H, W)`` logits. Without ``"label_maps"`` (the baseline) the
             loss is the CE term alone and the target maps are ignored.
-        targets: ``"labels"``: ``(B,)`` int class ids (``-100`` = missing, skipped) or ``(B, C)``
+        targets: ``"label"``: ``(B,)`` int class ids (``-100`` = missing, skipped) or ``(B, C)``
             class probabilities (FER+ soft labels); ``"label_maps"``: ``(B, K, H, W)`` floats in
-            [0, 1] (required when the outputs have label maps); ``"label_map_valid"``: ``(B,)``
+            [0, 1] (required when the outputs have label maps); ``"landmarks_valid"``: ``(B,)``
             bool (or 0/1), default all valid. Maps of invalid samples are ignored entirely (they may
             hold anything, NaN included).
         lam: weight lambda of the label-map term (1 in the paper, which found it "not sensitive").
@@ -289,9 +287,9 @@ def masked_multitask_loss(
         >>> _ = torch.manual_seed(0)
         >>> outputs = {"logits": torch.randn(4, 7), "label_maps": torch.randn(4, 3, 42, 42)}
         >>> targets = {
-        ...     "labels": torch.tensor([0, 3, -100, 6]),
+        ...     "label": torch.tensor([0, 3, -100, 6]),
         ...     "label_maps": torch.rand(4, 3, 42, 42).round(),
-        ...     "label_map_valid": torch.tensor([True, False, True, True]),
+        ...     "landmarks_valid": torch.tensor([True, False, True, True]),
         ... }
         >>> loss, terms = masked_multitask_loss(outputs, targets, return_terms=True)
         >>> loss
@@ -307,12 +305,12 @@ def masked_multitask_loss(
         raise ValueError(f"map_loss must be one of {MAP_LOSSES}, got {map_loss!r}")
     if not isinstance(outputs, Mapping) or "logits" not in outputs:
         raise TypeError("outputs must be the model's dict with a 'logits' entry")
-    if not isinstance(targets, Mapping) or "labels" not in targets:
-        raise TypeError("targets must be a dict with a 'labels' entry")
+    if not isinstance(targets, Mapping) or "label" not in targets:
+        raise TypeError("targets must be a dict with a 'label' entry")
     logits = outputs["logits"]
     if logits.ndim != 2:
         raise ValueError(f"outputs['logits'] must be (B, C), got shape {tuple(logits.shape)}")
-    labels = targets["labels"]
+    labels = targets["label"]
     weight = None
     if class_weight is not None:
         weight = torch.as_tensor(class_weight, dtype=logits.dtype, device=logits.device)
@@ -334,12 +332,12 @@ def masked_multitask_loss(
         if "label_maps" not in targets:
             raise ValueError(
                 "outputs have 'label_maps' but targets do not: pass targets['label_maps'] (with "
-                "label_map_valid all False where no maps exist), or build the model with "
+                "landmarks_valid all False where no maps exist), or build the model with "
                 "label_maps=0"
             )
         target = targets["label_maps"]
         b = pred.shape[0]
-        valid = targets.get("label_map_valid")
+        valid = targets.get("landmarks_valid")
         if valid is None:
             valid = torch.ones(b, dtype=torch.bool, device=pred.device)
         if logits.shape[0] != b:
@@ -412,8 +410,8 @@ class MaskedMultiTaskLoss(nn.Module):
         >>> loss_fn = MaskedMultiTaskLoss(lam=1.0, label_smoothing=0.1)
         >>> outputs = {"logits": torch.randn(2, 7, requires_grad=True),
         ...            "label_maps": torch.randn(2, 3, 8, 8, requires_grad=True)}
-        >>> targets = {"labels": torch.tensor([1, 2]), "label_maps": torch.zeros(2, 3, 8, 8),
-        ...            "label_map_valid": torch.tensor([True, False])}
+        >>> targets = {"label": torch.tensor([1, 2]), "label_maps": torch.zeros(2, 3, 8, 8),
+        ...            "landmarks_valid": torch.tensor([True, False])}
         >>> loss = loss_fn(outputs, targets)
         >>> loss.backward()
         >>> sorted(loss_fn.last_terms)

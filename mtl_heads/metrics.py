@@ -15,7 +15,7 @@ A label-map head only localises brows and mouth where it beats that prior, so
   averaged over the images.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -28,12 +28,13 @@ __all__ = [
 ]
 
 
-def label_map_prior(maps: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+def label_map_prior(maps: torch.Tensor | Iterable[torch.Tensor]) -> torch.Tensor:
     """The mean map ``(K, H, W)`` of a set of target maps: the face-blind predictor.
 
     Args:
-        maps: ``(B, K, H, W)`` target maps of the valid training images, or a sequence of such
-            chunks (summed chunk by chunk, so a large training set need not fit at once).
+        maps: ``(B, K, H, W)`` target maps of the valid training images, or an iterable of such
+            chunks (summed chunk by chunk, so a large training set need not fit at once: pass a
+            generator that draws each chunk).
 
     Returns:
         The pixel-wise mean ``(K, H, W)`` in [0, 1]; the input of
@@ -45,11 +46,15 @@ def label_map_prior(maps: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor
         >>> label_map_prior(maps)[0].tolist()
         [[0.75, 0.0], [0.0, 0.0]]
     """
-    chunks = [maps] if isinstance(maps, torch.Tensor) else list(maps)
-    if not chunks or any(c.ndim != 4 for c in chunks):
+    total, count = None, 0
+    for c in [maps] if isinstance(maps, torch.Tensor) else maps:  # one chunk in memory at a time
+        if c.ndim != 4:
+            raise ValueError("maps must be (B, K, H, W) or a non-empty sequence of such chunks")
+        part = c.sum(0, dtype=torch.float64)
+        total = part if total is None else total + part
+        count += c.shape[0]
+    if total is None:
         raise ValueError("maps must be (B, K, H, W) or a non-empty sequence of such chunks")
-    total = sum(c.sum(0, dtype=torch.float64) for c in chunks)
-    count = sum(c.shape[0] for c in chunks)
     if count == 0:
         raise ValueError("label_map_prior: no maps given (no valid training image?)")
     return (total / count).float()

@@ -18,8 +18,6 @@ normalise with the fixed statistics), so ``nn.Sequential(preprocess.eval(), mode
 takes raw images.
 """
 
-from __future__ import annotations
-
 import math
 import os
 from collections.abc import Iterable
@@ -37,6 +35,12 @@ __all__ = [
     "MinibatchNormalization",
     "PaperPreprocessing",
 ]
+
+
+def _tracing() -> bool:
+    """Whether torch.export / torch.compile is tracing: checks that read buffer values are
+    skipped then (they would be data-dependent branches; an exported graph is fitted anyway)."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
@@ -140,7 +144,7 @@ class PerPixelStandardization(nn.Module):
         return bool(self.num_samples > 0)
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor | Iterable[torch.Tensor]) -> PerPixelStandardization:
+    def fit(self, images: torch.Tensor | Iterable[torch.Tensor]) -> "PerPixelStandardization":
         """Fit the per-pixel statistics on a tensor or an iterable of batches (streamed).
 
         Args:
@@ -243,7 +247,7 @@ class MinibatchNormalization(nn.Module):
                 self.running_mean.lerp_(mean.detach().double(), w)
                 self.running_var.lerp_(var.detach().double() * n / (n - 1), w)
             return (x - mean) / torch.sqrt(var + self.eps)
-        if int(self.num_batches_tracked) == 0:
+        if not _tracing() and int(self.num_batches_tracked) == 0:
             raise RuntimeError(
                 "MinibatchNormalization has no statistics fixed in training yet: run training "
                 "batches through it in train mode (or load fitted statistics) before eval"
@@ -305,7 +309,7 @@ class PaperPreprocessing(nn.Module):
         return f"crop={self.crop}"
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor | Iterable[torch.Tensor]) -> PaperPreprocessing:
+    def fit(self, images: torch.Tensor | Iterable[torch.Tensor]) -> "PaperPreprocessing":
         """Fit the per-pixel statistics on raw training images (a tensor or batches).
 
         Returns:
@@ -317,7 +321,7 @@ class PaperPreprocessing(nn.Module):
 
     def standardize(self, images: torch.Tensor) -> torch.Tensor:
         """Per-image normalisation and per-pixel standardisation, at the stored size."""
-        if not self.per_pixel.fitted:
+        if not _tracing() and not self.per_pixel.fitted:
             raise RuntimeError("PaperPreprocessing is not fitted: call fit(train_images) first")
         return self.per_pixel(self.per_image(images))
 
@@ -362,7 +366,7 @@ class PaperPreprocessing(nn.Module):
     @classmethod
     def load(
         cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"
-    ) -> PaperPreprocessing:
+    ) -> "PaperPreprocessing":
         """Load what :meth:`save` wrote (no pickle: safetensors, or ``weights_only=True``).
 
         Raises:

@@ -11,16 +11,13 @@ plausibility check, no shape prediction) and the time per image on one core.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.annotate import _import_dlib, _upsample  # noqa: E402
-from mtl_heads.datasets import read_fer2013_csv  # noqa: E402
+from mtl_heads.annotate import _import_dlib, _upsample
+from mtl_heads.datasets import read_fer2013_csv
 
 
 def equalise(image: np.ndarray) -> np.ndarray:

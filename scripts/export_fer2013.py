@@ -15,14 +15,11 @@ zero votes). The data stays outside the repository.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.datasets.fer2013 import FERPLUS_COLUMNS  # noqa: E402
+from mtl_heads.datasets.fer2013 import FERPLUS_COLUMNS
 
 JPEG_QUALITY = 95
 

@@ -3,66 +3,74 @@
 Usage::
 
     python scripts/label_map_prior_iou.py --data fer2013.csv --landmarks fer2013_landmarks.npz \
-        [--train-subset 0.25] [any other examples/train.py data option]
+        [--train-subset 0.25] [any other examples/train.py option: ignored unless a data option]
 
-Splits the data exactly as ``examples/train.py`` does with the same options, draws the mean
-centre-crop label map of the training images with landmarks, thresholds it at 0.5 and prints its
-per-map IoU on the validation and test splits. ``examples/train.py`` reports the same number
-(``iou_prior`` in ``final.json``) for the runs it makes; this script gives it for runs made
+Splits the data exactly as ``examples/train.py`` does with the same options
+(:func:`mtl_heads.datasets.load_splits`), draws the mean centre-crop label map of the training
+images with landmarks (:func:`mtl_heads.metrics.label_map_prior`), thresholds it at 0.5 and
+prints its per-map IoU on the validation and test splits. ``examples/train.py`` reports the same
+number (``iou_prior`` in ``final.json``) for the runs it makes; this script gives it for runs made
 before it did, without training anything.
 """
 
-from __future__ import annotations
-
+import argparse
 import sys
-from pathlib import Path
 
 import torch
-from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "examples"))  # examples/train.py: data split, model, evaluation
-
-import train  # noqa: E402
+from mtl_heads.datasets import SPLIT_OPTIONS, FaceDataset, load_splits
+from mtl_heads.landmarks import PAPER_GROUPS, landmarks_to_label_maps
+from mtl_heads.metrics import LabelMapMetrics, label_map_prior
 
 
-class PriorModel(nn.Module):
-    """Predicts the same label maps, logit(prior), for every face."""
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="as for examples/train.py")
+    p.add_argument("--landmarks", default=None)
+    p.add_argument("--ferplus", default=None)
+    p.add_argument("--ferplus-mode", default="majority")
+    p.add_argument("--test-data", default=None)
+    p.add_argument("--test-landmarks", default=None)
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--train-subset", type=float, default=1.0)
+    p.add_argument("--synthetic-train", type=int, default=3000)
+    p.add_argument("--synthetic-test", type=int, default=1000)
+    p.add_argument("--synthetic-invalid", type=float, default=0.0)
+    p.add_argument("--image-size", type=int, default=48)
+    p.add_argument("--crop", type=int, default=42)
+    return p
 
-    def __init__(self, prior: torch.Tensor, num_classes: int) -> None:
-        super().__init__()
-        self.register_buffer("logit", torch.logit(prior.clamp(1e-3, 1 - 1e-3)))
-        self.num_classes = num_classes
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        b = x.shape[0]
-        return {"logits": x.new_zeros(b, self.num_classes),
-                "label_maps": self.logit.expand(b, *self.logit.shape)}
+def tensors(ds: FaceDataset, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data set's landmarks in centre-crop pixels, and its valid flags."""
+    return torch.from_numpy(ds.landmarks).float() - offset, torch.from_numpy(ds.landmarks_valid)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = train.build_parser().parse_args([*argv, "--output", "-", "--label-maps", "3"])
-    train.check_args(args)
-    data = train.load_data(args)
-    if data.train.landmarks is None:
+    args, _ = build_parser().parse_known_args(argv)  # other train.py options do not matter
+    splits = load_splits(args.data, args.landmarks,
+                         **{k: getattr(args, k) for k in SPLIT_OPTIONS})
+    if splits.train.landmarks is None:
         raise SystemExit(f"{args.data}: no landmarks (pass --landmarks)")
-    pre = train.PaperPreprocessing(channels=data.train.images.shape[1], size=args.image_size,
-                                   crop=args.crop)
-    pre.fit(torch.split(data.train.images, 4096))
-    # evaluation needs the minibatch statistics of training; one batch fixes them
-    pre.normalize_batch(train.center_crop(pre.standardize(data.train.images[:128].float()),
-                                          args.crop))
-    prior = train.label_map_prior(data.train, args)
-    model = PriorModel(prior, len(data.classes))
-    splits = ([("val", data.val)] if data.val is not None else []) + list(data.tests.items())
-    print(f"{data.description}: prior from {int(data.train.valid.sum())} training maps, "
-          f"foreground per map {[round(v, 4) for v in prior.mean((1, 2)).tolist()]}")
-    for name, split in splits:
-        res = train.evaluate(model, pre, split, args, len(data.classes), train.Dist(), prior=prior)
-        per_map = ", ".join(f"{k} {v:.3f}" for k, v in res["iou_prior"].items())
-        print(f"{name}: prior IoU mean {res['iou_prior_mean']:.3f} ({per_map}; {res['n']} images)")
+    offset = (args.image_size - args.crop) // 2
+    landmarks, valid = tensors(splits.train, offset)
+    prior = label_map_prior(landmarks_to_label_maps(landmarks[idx], args.crop)
+                            for idx in torch.split(valid.nonzero().flatten(), 4096))
+    print(f"{splits.description}: prior from {int(valid.sum())} training maps, foreground per "
+          f"map {[round(v, 4) for v in prior.mean((1, 2)).tolist()]}")
+    named = ([("val", splits.val)] if splits.val is not None else []) + list(splits.tests.items())
+    for name, ds in named:
+        landmarks, valid = tensors(ds, offset)
+        metrics = LabelMapMetrics([g.name for g in PAPER_GROUPS], prior=prior)
+        for idx in torch.split(torch.arange(len(ds)), 4096):
+            target = landmarks_to_label_maps(landmarks[idx], args.crop, valid=valid[idx])
+            metrics.update(torch.zeros_like(target), target, valid[idx], landmarks[idx])
+        res = metrics.compute()["prior"]
+        per_map = ", ".join(f"{k} {v:.3f}" for k, v in res["iou"].items())
+        print(f"{name}: prior IoU mean {res['iou_mean']:.3f} ({per_map}; NME mean "
+              f"{res['nme_mean']:.3f}; {len(ds)} images)")
     return 0
 
 

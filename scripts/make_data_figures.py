@@ -13,14 +13,11 @@ points drawn at their sub-pixel positions, brows red, mouth yellow, the rest gre
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.datasets import FER2013  # noqa: E402
+from mtl_heads.datasets import FER2013
 
 SCALE = 3
 COLUMNS, ROWS = 10, 3

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from mtl_heads.augmentation import AlignedAugmentation
+from mtl_heads.landmarks import PAPER_GROUPS, landmarks_to_label_maps
 
-from mtl_heads.augmentation import AlignedAugmentation  # noqa: E402
-from mtl_heads.landmarks import PAPER_GROUPS, landmarks_to_label_maps  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 COLOURS = np.array([[1.0, 0.15, 0.15], [0.15, 0.45, 1.0], [0.1, 0.85, 0.2]])
 UPSAMPLE = 4

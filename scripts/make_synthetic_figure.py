@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.datasets import SyntheticFaces  # noqa: E402
-from mtl_heads.landmarks import PAPER_GROUPS  # noqa: E402
+from mtl_heads.datasets import SyntheticFaces
+from mtl_heads.landmarks import PAPER_GROUPS
 
 
 def main() -> None:

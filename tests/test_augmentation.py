@@ -291,3 +291,42 @@ def test_warp_equals_kornia_warp_affine():
     matrix = aug.last_params["matrix"][:, :2].float()
     ref = warp_affine(torch.cat([images, masks], 1), matrix, (42, 42), align_corners=True)
     torch.testing.assert_close(torch.cat([out, maps], 1), ref, atol=1e-4, rtol=0)
+
+
+def test_kornia_adapter_in_augmentation_sequential() -> None:
+    import kornia.augmentation as K
+
+    from mtl_heads.augmentation import RandomAlignedCrop
+    from mtl_heads.datasets import SyntheticFaces
+    from mtl_heads.landmarks import landmarks_to_label_maps
+
+    torch.manual_seed(0)
+    faces = SyntheticFaces(6, seed=0)
+    images = torch.from_numpy(faces.images)[:, None].float() / 255
+    landmarks = torch.from_numpy(faces.landmarks)
+    maps = landmarks_to_label_maps(landmarks, 48)
+    aug = AlignedAugmentation(p_flip=0.5)
+    crop = RandomAlignedCrop(aug)
+    seq = K.AugmentationSequential(
+        K.ColorJiggle(brightness=0.3, contrast=0.3, p=1.0), crop,
+        data_keys=["input", "mask", "keypoints"])
+    out, out_maps, out_lm = seq(images, maps, landmarks)
+    params = {k: crop._params[k] for k in ("flip", "angle", "scale", "offset")}
+    assert params["flip"].any() and not params["flip"].all()
+    # geometry equals AlignedAugmentation's with the same parameters (masks and keypoints are
+    # untouched by the colour jitter), the mirrored samples re-indexed
+    ref_img, ref_lm, ref_maps = aug(images, landmarks, maps, params=params)
+    torch.testing.assert_close(out_lm, ref_lm)
+    torch.testing.assert_close(out_maps, ref_maps)
+    assert out.shape == ref_img.shape == (6, 1, 42, 42) and not torch.allclose(out, ref_img)
+    # image-left stays image-left: the left-brow channel is drawn from the left-brow points
+    redrawn = landmarks_to_label_maps(out_lm, 42)
+    overlap = torch.einsum("bkhw,bjhw->bkj", out_maps, redrawn)  # (B, warped map, drawn map)
+    assert (overlap[:, 0, 0] > overlap[:, 0, 1]).all()
+    assert (overlap[:, 1, 1] > overlap[:, 1, 0]).all()
+    assert (out_lm[:, 17:22, 0].mean(1) < out_lm[:, 22:27, 0].mean(1)).all()
+    # replay, as with any Kornia augmentation
+    again = seq(images, maps, landmarks, params=seq._params)
+    torch.testing.assert_close(again[1], out_maps)
+    with pytest.raises(TypeError, match="aug must be an AlignedAugmentation"):
+        RandomAlignedCrop(K.RandomHorizontalFlip())

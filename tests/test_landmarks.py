@@ -196,3 +196,29 @@ def test_paper_groups_layout():
     assert [g.name for g in PAPER_GROUPS] == ["left_brow", "right_brow", "mouth"]
     assert PAPER_GROUPS[0].indices == tuple(range(17, 22))
     assert PAPER_GROUPS[2].indices == tuple(range(48, 60)) and PAPER_GROUPS[2].kind == "polygon"
+
+
+def test_mirror_channels_follow_the_groups() -> None:
+    from mtl_heads.landmarks import (
+        FACE_GROUPS,
+        FLIP_INDEX_68,
+        LEFT_BROW,
+        PAPER_GROUPS,
+        LabelMapGroup,
+        mirror_channels,
+    )
+
+    assert mirror_channels(PAPER_GROUPS) == (1, 0, 2)
+    assert mirror_channels(FACE_GROUPS) == (1, 0, 2, 4, 3, 5, 6)
+    reordered = (PAPER_GROUPS[2], PAPER_GROUPS[1], PAPER_GROUPS[0])
+    assert mirror_channels(reordered) == (0, 2, 1)
+    # the flip of the drawn maps equals the maps of the flipped landmarks
+    lm = frontal_faces(2, generator=torch.Generator().manual_seed(0)).double()
+    mirrored = lm.clone()
+    mirrored[..., 0] = 47 - lm[..., 0]
+    mirrored = mirrored[:, list(FLIP_INDEX_68)]
+    perm = list(mirror_channels(PAPER_GROUPS))
+    torch.testing.assert_close(landmarks_to_label_maps(mirrored, 48),
+                               landmarks_to_label_maps(lm, 48).flip(-1)[:, perm])
+    with pytest.raises(ValueError, match="'lone_brow' .channel 0.: its mirror image"):
+        mirror_channels((LabelMapGroup("lone_brow", LEFT_BROW),))

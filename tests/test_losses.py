@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from torch import nn
 
-from mtl_heads import LabelMapHead, MaskedMultiTaskLoss, masked_multitask_loss
+from mtl_heads import LinearLabelMapHead, MaskedMultiTaskLoss, masked_multitask_loss
 
 
 def _batch(b: int = 4, c: int = 7, k: int = 3, s: int = 6, valid: list[bool] | None = None):
@@ -17,16 +17,16 @@ def _batch(b: int = 4, c: int = 7, k: int = 3, s: int = 6, valid: list[bool] | N
         "label_maps": torch.randn(b, k, s, s, dtype=torch.float64),
     }
     targets = {
-        "labels": torch.randint(0, c, (b,)),
+        "label": torch.randint(0, c, (b,)),
         "label_maps": (torch.rand(b, k, s, s, dtype=torch.float64) > 0.7).double(),
-        "label_map_valid": torch.tensor(valid if valid is not None else [True] * b),
+        "landmarks_valid": torch.tensor(valid if valid is not None else [True] * b),
     }
     return outputs, targets
 
 
 def _by_hand(outputs, targets, lam: float) -> float:
     """Eq. (1)-(3) of the paper with explicit loops."""
-    logits, labels = outputs["logits"].tolist(), targets["labels"].tolist()
+    logits, labels = outputs["logits"].tolist(), targets["label"].tolist()
     b = len(logits)
     ce = 0.0
     for n in range(b):
@@ -34,7 +34,7 @@ def _by_hand(outputs, targets, lam: float) -> float:
         ce += -(logits[n][labels[n]] - log_z)
     ce /= b  # C_e: mean negative log-likelihood
     pred, tgt = outputs["label_maps"].tolist(), targets["label_maps"].tolist()
-    valid = targets["label_map_valid"].tolist()
+    valid = targets["landmarks_valid"].tolist()
     cl = 0.0
     for n in range(b):
         total, count = 0.0, 0
@@ -72,7 +72,7 @@ def test_valid_reduction_divides_by_valid_count() -> None:
 
 
 def _head_and_outputs(b: int = 3):
-    head = LabelMapHead.linear(5, num_maps=3, img_size=4)
+    head = LinearLabelMapHead(5, label_maps=3, img_size=4)
     logits = torch.randn(b, 7, requires_grad=True)
     outputs = {"logits": logits, "label_maps": head(torch.randn(b, 5))}
     return head, logits, outputs
@@ -81,13 +81,13 @@ def _head_and_outputs(b: int = 3):
 def test_all_invalid_batch_zero_head_gradient() -> None:
     head, logits, outputs = _head_and_outputs()
     targets = {
-        "labels": torch.tensor([0, 1, 2]),
+        "label": torch.tensor([0, 1, 2]),
         "label_maps": torch.full((3, 3, 4, 4), float("nan")),  # invalid maps may hold NaN
-        "label_map_valid": torch.zeros(3, dtype=torch.bool),
+        "landmarks_valid": torch.zeros(3, dtype=torch.bool),
     }
     loss = masked_multitask_loss(outputs, targets)
     assert torch.isfinite(loss)
-    assert loss.item() == pytest.approx(F.cross_entropy(logits, targets["labels"]).item())
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, targets["label"]).item())
     loss.backward()
     for p in head.parameters():  # used (DDP sees a gradient) but not moved
         assert p.grad is not None and torch.count_nonzero(p.grad) == 0
@@ -99,9 +99,9 @@ def test_nan_maps_of_invalid_samples_do_not_leak() -> None:
     maps = torch.rand(3, 3, 4, 4).round()
     maps[1] = float("nan")
     targets = {
-        "labels": torch.tensor([0, 1, 2]),
+        "label": torch.tensor([0, 1, 2]),
         "label_maps": maps,
-        "label_map_valid": torch.tensor([True, False, True]),
+        "landmarks_valid": torch.tensor([True, False, True]),
     }
     loss = masked_multitask_loss(outputs, targets)
     loss.backward()
@@ -110,7 +110,7 @@ def test_nan_maps_of_invalid_samples_do_not_leak() -> None:
 
 def test_all_labels_missing() -> None:
     head, logits, outputs = _head_and_outputs()
-    targets = {"labels": torch.full((3,), -100), "label_maps": torch.rand(3, 3, 4, 4).round()}
+    targets = {"label": torch.full((3,), -100), "label_maps": torch.rand(3, 3, 4, 4).round()}
     for weight in (None, torch.rand(7)):
         loss, terms = masked_multitask_loss(
             outputs, targets, class_weight=weight, label_smoothing=0.1, return_terms=True
@@ -125,20 +125,20 @@ def test_all_labels_missing() -> None:
 @pytest.mark.parametrize("weighted", [False, True])
 def test_ce_term_matches_torch(smoothing: float, weighted: bool) -> None:
     outputs, targets = _batch(b=6)
-    targets["labels"][2] = -100
+    targets["label"][2] = -100
     weight = torch.rand(7, dtype=torch.float64) + 0.5 if weighted else None
     _, terms = masked_multitask_loss(
         outputs, targets, label_smoothing=smoothing, class_weight=weight, return_terms=True
     )
     ref = F.cross_entropy(
-        outputs["logits"], targets["labels"], weight=weight, label_smoothing=smoothing
+        outputs["logits"], targets["label"], weight=weight, label_smoothing=smoothing
     )
     assert terms["ce"].item() == pytest.approx(ref.item(), rel=1e-10)
     # soft labels (FER+ vote distributions) take the same options
     soft = torch.softmax(torch.randn(6, 7, dtype=torch.float64), 1)
     _, terms = masked_multitask_loss(
         outputs,
-        {**targets, "labels": soft},
+        {**targets, "label": soft},
         label_smoothing=smoothing,
         class_weight=weight,
         return_terms=True,
@@ -152,7 +152,7 @@ def test_module_class_weight_is_a_buffer() -> None:
     assert "class_weight" in dict(loss_fn.named_buffers())
     outputs, targets = _batch()
     outputs = {k: v.float() for k, v in outputs.items()}
-    ref = F.cross_entropy(outputs["logits"], targets["labels"], weight=loss_fn.class_weight)
+    ref = F.cross_entropy(outputs["logits"], targets["label"], weight=loss_fn.class_weight)
     loss_fn(outputs, targets)
     assert loss_fn.last_terms["ce"].item() == pytest.approx(ref.item(), rel=1e-6)
 
@@ -160,9 +160,9 @@ def test_module_class_weight_is_a_buffer() -> None:
 def test_baseline_outputs_give_ce_only() -> None:
     outputs, targets = _batch()
     del outputs["label_maps"]
-    loss, terms = masked_multitask_loss(outputs, {"labels": targets["labels"]}, return_terms=True)
+    loss, terms = masked_multitask_loss(outputs, {"label": targets["label"]}, return_terms=True)
     assert loss.item() == pytest.approx(
-        F.cross_entropy(outputs["logits"], targets["labels"]).item()
+        F.cross_entropy(outputs["logits"], targets["label"]).item()
     )
     assert set(terms) == {"ce", "loss"}
 
@@ -176,9 +176,9 @@ def test_uncertainty_weighting_trains() -> None:
     assert any(p is loss_fn.log_vars for g in optimizer.param_groups for p in g["params"])
     x = torch.randn(16, 4)
     targets = {
-        "labels": torch.randint(0, 7, (16,)),
+        "label": torch.randint(0, 7, (16,)),
         "label_maps": torch.rand(16, 3, 2, 2).round(),
-        "label_map_valid": torch.rand(16) > 0.3,
+        "landmarks_valid": torch.rand(16) > 0.3,
     }
     losses = []
     for _ in range(30):
@@ -200,7 +200,7 @@ def test_uncertainty_formula_and_all_invalid() -> None:
     loss, terms = masked_multitask_loss(outputs, targets, log_vars=log_vars, return_terms=True)
     expected = math.exp(-0.3) * terms["ce"] + 0.15 + math.exp(0.2) * terms["label_maps"] - 0.1
     assert loss.item() == pytest.approx(expected.item())
-    targets["label_map_valid"][:] = False
+    targets["landmarks_valid"][:] = False
     loss = masked_multitask_loss(outputs, targets, log_vars=log_vars)
     loss.backward()
     assert log_vars.grad[1].item() == 0.0  # no valid maps: the map task's variance stays put
@@ -212,13 +212,13 @@ def test_uncertainty_formula_and_all_invalid() -> None:
 def test_target_errors() -> None:
     outputs, targets = _batch(b=4, k=3, s=6)
     cases = [
-        ({"labels": torch.randint(0, 7, (3,))}, "has 3 entries but the batch has 4"),
-        ({"labels": torch.tensor([0, 1, 7, 2])}, r"targets\['labels'\]\[2\] = 7 is not a class id"),
-        ({"labels": torch.rand(4)}, "must hold integer class ids"),
-        ({"labels": torch.rand(4, 6)}, r"must be \(B, C\) = \(4, 7\)"),
-        ({"labels": torch.rand(4, 7, 1)}, r"must be \(B,\) class ids or \(B, C\) probabilities"),
-        ({"labels": torch.full((4, 7), float("nan"))}, "row 0 contains NaN"),
-        ({"labels": torch.rand(4, 7) * 2}, r"must lie in \[0, 1\]"),
+        ({"label": torch.randint(0, 7, (3,))}, "has 3 entries but the batch has 4"),
+        ({"label": torch.tensor([0, 1, 7, 2])}, r"targets\['label'\]\[2\] = 7 is not a class id"),
+        ({"label": torch.rand(4)}, "must hold integer class ids"),
+        ({"label": torch.rand(4, 6)}, r"must be \(B, C\) = \(4, 7\)"),
+        ({"label": torch.rand(4, 7, 1)}, r"must be \(B,\) class ids or \(B, C\) probabilities"),
+        ({"label": torch.full((4, 7), float("nan"))}, "row 0 contains NaN"),
+        ({"label": torch.rand(4, 7) * 2}, r"must lie in \[0, 1\]"),
         ({"label_maps": torch.rand(4, 2, 6, 6)}, "has K=2 maps but the model predicts K=3"),
         ({"label_maps": torch.rand(4, 3, 5, 5)}, "are 5x5 but the predicted label maps are 6x6"),
         ({"label_maps": torch.rand(4, 3, 6)}, r"must be \(B, K, H, W\)"),
@@ -226,26 +226,26 @@ def test_target_errors() -> None:
         ({"label_maps": torch.rand(4, 3, 6, 6) * 3}, r"must lie in \[0, 1\]"),
         (
             {"label_maps": torch.full((4, 3, 6, 6), float("nan"))},
-            r"label_maps'\]\[0\] contains NaN although label_map_valid\[0\] is True",
+            r"label_maps'\]\[0\] contains NaN although landmarks_valid\[0\] is True",
         ),
         (
-            {"label_map_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])},
+            {"landmarks_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])},
             "must be bool .* got 0.5 at index 1",
         ),
-        ({"label_map_valid": torch.tensor([1, 2, 0, 1])}, "must be bool .* got 2 at index 1"),
-        ({"label_map_valid": torch.ones(3, dtype=torch.bool)}, r"must be \(B,\) = \(4,\)"),
+        ({"landmarks_valid": torch.tensor([1, 2, 0, 1])}, "must be bool .* got 2 at index 1"),
+        ({"landmarks_valid": torch.ones(3, dtype=torch.bool)}, r"must be \(B,\) = \(4,\)"),
     ]
     for change, message in cases:
         with pytest.raises((ValueError, TypeError), match=message):
             masked_multitask_loss(outputs, {**targets, **change})
     with pytest.raises(ValueError, match="outputs have 'label_maps' but targets do not"):
-        masked_multitask_loss(outputs, {"labels": targets["labels"]})
-    with pytest.raises(TypeError, match="targets must be a dict with a 'labels' entry"):
+        masked_multitask_loss(outputs, {"label": targets["label"]})
+    with pytest.raises(TypeError, match="targets must be a dict with a 'label' entry"):
         masked_multitask_loss(outputs, {"label_maps": targets["label_maps"]})
     with pytest.raises(ValueError, match=r"class_weight must have shape \(7,\)"):
         masked_multitask_loss(outputs, targets, class_weight=torch.ones(6))
     # integer 0/1 validity is accepted
-    masked_multitask_loss(outputs, {**targets, "label_map_valid": torch.tensor([1, 0, 1, 1])})
+    masked_multitask_loss(outputs, {**targets, "landmarks_valid": torch.tensor([1, 0, 1, 1])})
 
 
 def test_module_argument_errors() -> None:
@@ -326,8 +326,8 @@ def test_every_map_loss_masked_finite_and_differentiable(map_loss):
     pred.requires_grad_(True)
     target[2] = float("nan")  # invalid sample: garbage must not reach the loss
     outputs = {"logits": torch.randn(3, 7), "label_maps": pred}
-    targets = {"labels": torch.tensor([0, 1, 2]), "label_maps": target,
-               "label_map_valid": torch.tensor([True, True, False])}
+    targets = {"label": torch.tensor([0, 1, 2]), "label_maps": target,
+               "landmarks_valid": torch.tensor([True, True, False])}
     loss, terms = masked_multitask_loss(outputs, targets, map_loss=map_loss, return_terms=True)
     assert torch.isfinite(loss)
     loss.backward()
@@ -340,7 +340,7 @@ def test_every_map_loss_masked_finite_and_differentiable(map_loss):
                               torch.tensor([True, True, False]))[:2].sum() / 3
     torch.testing.assert_close(terms["label_maps"], expected)
     # an all-invalid batch: finite, CE only
-    targets["label_map_valid"] = torch.zeros(3, dtype=torch.bool)
+    targets["landmarks_valid"] = torch.zeros(3, dtype=torch.bool)
     loss, terms = masked_multitask_loss(outputs, targets, map_loss=map_loss, return_terms=True)
     assert torch.isfinite(loss) and float(terms["label_maps"]) == 0.0
 
@@ -349,13 +349,13 @@ def test_unknown_map_loss_is_named():
     with pytest.raises(ValueError, match="map_loss must be one of .* got 'dicee'"):
         MaskedMultiTaskLoss(map_loss="dicee")
     outputs = {"logits": torch.randn(1, 7), "label_maps": torch.randn(1, 1, 2, 2)}
-    targets = {"labels": torch.tensor([0]), "label_maps": torch.zeros(1, 1, 2, 2)}
+    targets = {"label": torch.tensor([0]), "label_maps": torch.zeros(1, 1, 2, 2)}
     with pytest.raises(ValueError, match="'l2'"):
         masked_multitask_loss(outputs, targets, map_loss="l2")
 
 
 def test_soft_targets_outside_unit_range_rejected():
     outputs = {"logits": torch.randn(1, 7), "label_maps": torch.randn(1, 1, 2, 2)}
-    targets = {"labels": torch.tensor([0]), "label_maps": torch.full((1, 1, 2, 2), 1.5)}
+    targets = {"label": torch.tensor([0]), "label_maps": torch.full((1, 1, 2, 2), 1.5)}
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         masked_multitask_loss(outputs, targets, map_loss="mse")

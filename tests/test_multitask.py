@@ -1,4 +1,5 @@
-from __future__ import annotations
+import subprocess
+import sys
 
 import pytest
 import timm
@@ -9,7 +10,7 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 
 import mtl_heads
-from mtl_heads import MultiTaskModel, create_model
+from mtl_heads import LinearLabelMapHead, MultiTaskModel, SpatialLabelMapHead, create_model
 from mtl_heads.models.multitask import default_head_kind
 
 MATRIX = [
@@ -27,7 +28,11 @@ def _n_params(module: nn.Module) -> int:
 def test_backbone_matrix(case: BackboneCase, size: int) -> None:
     kwargs = case.create_kwargs(size)
     model = create_model(case.name, **kwargs)
-    assert model.head_kind == default_head_kind(model.backbone)
+    # fer_convnet declares the paper's linear head; every other matrix backbone has
+    # forward_intermediates and feature_info, so the rule picks the spatial decoder
+    expected = "linear" if case.name == "fer_convnet" else "spatial"
+    head_class = {"linear": LinearLabelMapHead, "spatial": SpatialLabelMapHead}[expected]
+    assert model.head_kind == expected and type(model.label_map_head) is head_class
     x = torch.randn(2, 1, size, size)
 
     model.train()
@@ -271,10 +276,22 @@ def test_public_exports() -> None:
         "create_model",
         "MultiTaskModel",
         "LabelMapHead",
+        "LinearLabelMapHead",
+        "SpatialLabelMapHead",
+        "PaperPreprocessing",
         "MaskedMultiTaskLoss",
         "masked_multitask_loss",
     ):
         assert name in mtl_heads.__all__ and hasattr(mtl_heads, name)
+
+
+def test_import_reaches_the_sub_packages() -> None:
+    # a fresh interpreter: in this one, other tests have imported the sub-packages already
+    code = ("import mtl_heads, timm; mtl_heads.datasets.SyntheticFaces; "
+            "mtl_heads.preprocessing.PaperPreprocessing; mtl_heads.metrics.LabelMapMetrics; "
+            "assert timm.is_model('fer_convnet')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
 
 
 # --- bad input -> clear errors -------------------------------------------------------------------

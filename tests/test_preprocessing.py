@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import numpy as np
 import pytest
 import torch
@@ -169,3 +167,18 @@ def test_runs_on_the_batch_device(device):
     raw = torch.randint(0, 256, (2, 1, 16, 16), dtype=torch.uint8, device=device)
     out = pre(raw)
     assert out.device.type == device and out.shape == (2, 1, 12, 12)
+
+
+def test_torch_export_of_the_deployed_classifier() -> None:
+    # the documented inference graph: fitted preprocessing (eval) + the plain timm classifier
+    import mtl_heads
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (32, 1, 48, 48), dtype=torch.uint8)
+    pre = PaperPreprocessing().fit(images)
+    pre.normalize_batch(pre.standardize(images.float())[..., 3:45, 3:45])  # training statistics
+    model = mtl_heads.create_model("fer_convnet", num_classes=7, label_maps=3)
+    net = torch.nn.Sequential(pre.eval(), model.deploy()).eval()
+    x = images[:3].float()
+    exported = torch.export.export(net, (x,))
+    torch.testing.assert_close(exported.module()(x), net(x))

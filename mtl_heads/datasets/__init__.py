@@ -10,8 +10,6 @@ scipy (TFD) and Pillow (image folders) are imported only when needed:
 ``pip install "mtl-heads[data]"``.
 """
 
-from __future__ import annotations
-
 from ._base import FaceDataset, duplicate_groups, image_hashes
 from .fer2013 import (
     FER2013,
@@ -28,11 +26,27 @@ from .fer2013 import (
 )
 from .folder import ImageFolderFaces, list_image_folder, read_image_folder
 from .landmark_file import LandmarkFile, image_fingerprint, load_landmarks, save_landmarks
+from .splits import (
+    SOURCE_KINDS,
+    SPLIT_OPTIONS,
+    FaceSplits,
+    duplicate_aware_split,
+    load_splits,
+    source_kind,
+    subset_rows,
+)
 from .synthetic import SYNTHETIC_CLASSES, SyntheticFaces
 from .tfd import TFD, TFD_CLASSES, read_tfd
 
 __all__ = [
     "FaceDataset",
+    "FaceSplits",
+    "SOURCE_KINDS",
+    "SPLIT_OPTIONS",
+    "duplicate_aware_split",
+    "load_splits",
+    "source_kind",
+    "subset_rows",
     "FER2013",
     "FER2013_CLASSES",
     "FERPLUS_CLASSES",

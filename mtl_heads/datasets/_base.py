@@ -1,7 +1,5 @@
 """The shared item contract of the face data sets."""
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -107,6 +105,37 @@ class FaceDataset(Dataset):
         lm = load_landmarks(path, images=source_images)
         self.landmarks = np.ascontiguousarray(lm.landmarks[rows])
         self.landmarks_valid = np.ascontiguousarray(lm.valid[rows])
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> "FaceDataset":
+        """The given rows as a plain :class:`FaceDataset` (arrays copied, same classes).
+
+        Args:
+            rows: row indices (or a bool mask) into this data set.
+
+        Returns:
+            A data set holding ``images[rows]``, ``labels[rows]`` and, when present, the
+            landmarks and valid flags of those rows; it shares this data set's ``transform``.
+
+        Examples:
+            >>> from mtl_heads.datasets import SyntheticFaces
+            >>> ds = SyntheticFaces(10, seed=0)
+            >>> sub = ds.subset([0, 3])
+            >>> len(sub), bool((sub.images[1] == ds.images[3]).all()), sub.classes == ds.classes
+            (2, True, True)
+        """
+        rows = np.asarray(rows)
+        if rows.dtype != np.bool_ and not np.issubdtype(rows.dtype, np.integer):
+            raise TypeError(f"rows must be integer indices or a bool mask, got {rows.dtype}")
+        if rows.dtype != np.bool_ and len(rows) and (rows.max() >= len(self) or
+                                                     rows.min() < -len(self)):
+            bad = int(rows[(rows >= len(self)) | (rows < -len(self))][0])
+            raise IndexError(f"row {bad} is out of range for {self!r}")
+        out = FaceDataset(self.transform)
+        out._set_arrays(self.images[rows], self.labels[rows], self.classes)
+        if self.landmarks is not None and self.landmarks_valid is not None:
+            out.landmarks = np.ascontiguousarray(self.landmarks[rows])
+            out.landmarks_valid = np.ascontiguousarray(self.landmarks_valid[rows])
+        return out
 
     @property
     def num_classes(self) -> int:

@@ -12,8 +12,6 @@ Two layouts are read:
 Labels are the csv's: 0 Angry, 1 Disgust, 2 Fear, 3 Happy, 4 Sad, 5 Surprise, 6 Neutral.
 """
 
-from __future__ import annotations
-
 import csv
 import warnings
 from collections.abc import Callable

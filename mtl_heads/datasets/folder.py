@@ -1,7 +1,5 @@
 """Faces in class-per-folder layout (``root/<class>/<image>``), any image size."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any

@@ -24,8 +24,6 @@ is trained on the 300-W data set, which is licensed for research use only; landm
 with it inherit that restriction.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from dataclasses import dataclass, field

@@ -13,8 +13,6 @@ anti-aliased over one pixel), so a few thousand 48×48 faces take about a second
 The set is fully determined by ``(num_samples, size, seed, options)``.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Sequence
 from typing import Any

@@ -7,8 +7,6 @@ expression 1..7 (-1 unlabelled), ``labs_id`` (N, 1) identity, ``folds`` (N, 5) w
 moved first. The data set is not public; this loader is tested on files of this exact layout.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

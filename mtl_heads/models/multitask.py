@@ -15,8 +15,6 @@ Which head a backbone gets by default (``head=None``):
 3. otherwise ``"spatial"``.
 """
 
-from __future__ import annotations
-
 import difflib
 import traceback
 from collections.abc import Callable, Sequence
@@ -27,7 +25,13 @@ import timm
 import torch
 from torch import nn
 
-from mtl_heads.heads import HEAD_KINDS, LabelMapHead, _to_2tuple
+from mtl_heads.heads import (
+    HEAD_KINDS,
+    LabelMapHead,
+    LinearLabelMapHead,
+    SpatialLabelMapHead,
+    _to_2tuple,
+)
 
 __all__ = ["MultiTaskModel", "create_model", "default_head_kind"]
 
@@ -269,7 +273,7 @@ class MultiTaskModel(nn.Module):
                     "classification model (created with timm.create_model)"
                 )
         self.backbone = backbone
-        self.num_maps = label_maps
+        self.label_maps = label_maps
         self.head_kind: str | None = None
         self.label_map_head: LabelMapHead | None = None
         self.intermediate_indices: list[int] | None = None
@@ -313,7 +317,7 @@ class MultiTaskModel(nn.Module):
                 raise ValueError(
                     f"{name} cannot feed the linear label-map head: {gap}; use head='spatial'"
                 )
-            self.label_map_head = LabelMapHead.linear(in_features, label_maps, img_size)
+            self.label_map_head = LinearLabelMapHead(int(in_features), label_maps, img_size)
         else:
             info = _feature_info_list(backbone)
             if not hasattr(backbone, "forward_intermediates") or info is None:
@@ -336,7 +340,7 @@ class MultiTaskModel(nn.Module):
                     f"feature maps (0..{len(info) - 1})"
                 )
             self.intermediate_indices = indices
-            self.label_map_head = LabelMapHead.spatial(
+            self.label_map_head = SpatialLabelMapHead(
                 [int(info[i]["num_chs"]) for i in indices], label_maps, channels=channels
             )
         self.head_kind = kind
@@ -383,7 +387,7 @@ class MultiTaskModel(nn.Module):
         if head is None:
             return {"logits": self.backbone(x)}
         size = tuple(x.shape[-2:])
-        if head.kind == "spatial":
+        if isinstance(head, SpatialLabelMapHead):
             final, inters = self.backbone.forward_intermediates(
                 x, indices=self.intermediate_indices, intermediates_only=False
             )
@@ -397,23 +401,13 @@ class MultiTaskModel(nn.Module):
                 "pass img_size= matching the input to create_model, or use head='spatial'"
             )
         # The classifier's input is the pre-logits vector exactly as the backbone's own head
-        # produces it (after its dropout, as in the paper where dropout precedes both outputs).
-        # Capturing it during the ordinary forward keeps the logits bit-identical to deploy().
-        captured: list[torch.Tensor] = []
-        handle = self.backbone.get_classifier().register_forward_pre_hook(
-            lambda _module, args: captured.append(args[0])
+        # produces it (after its dropout, as in the paper where dropout precedes both outputs):
+        # the same operations as backbone(x), so the logits equal deploy()'s bit for bit.
+        pre_logits = self.backbone.forward_head(
+            self.backbone.forward_features(x), pre_logits=True
         )
-        try:
-            logits = self.backbone(x)
-        finally:
-            handle.remove()
-        if len(captured) != 1:
-            raise RuntimeError(
-                f"{_backbone_name(self.backbone)}'s classifier ran {len(captured)} times in one "
-                "forward; "
-                "the linear head needs exactly one pre-logits vector: use head='spatial'"
-            )
-        return {"logits": logits, "label_maps": head(captured[0], size)}
+        logits = self.backbone.get_classifier()(pre_logits)
+        return {"logits": logits, "label_maps": head(pre_logits, size)}
 
     def deploy(self) -> nn.Module:
         """The plain timm classifier with the label-map head discarded.

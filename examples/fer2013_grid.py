@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/make_fer2013_grid.py RUN --data fer2013.csv --landmarks fer2013_landmarks.npz \
+    python examples/fer2013_grid.py RUN --data fer2013.csv --landmarks fer2013_landmarks.npz \
         -o docs/img/fer2013_fig3.png
 
 ``RUN`` is a multi-task ``examples/train.py`` output folder trained on that file. Shows 12 faces,
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/fer2013.py draws the grid
 
 from fer2013 import write_grid  # noqa: E402
 
