@@ -38,7 +38,7 @@ def random_run(backbone: str) -> TrainedModel:
     faces = torch.randint(0, 256, (256, 1, 48, 48), dtype=torch.uint8)
     pre = PaperPreprocessing().fit(faces)
     pre.normalize_batch(pre.standardize(faces)[..., 3:45, 3:45])
-    args = {"backbone": backbone, "label_maps": model.num_maps, "crop": 42}
+    args = {"backbone": backbone, "label_maps": model.label_maps, "crop": 42}
     return TrainedModel(model, pre.eval(), [str(i) for i in range(7)], args)
 
 

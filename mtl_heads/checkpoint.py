@@ -70,8 +70,8 @@ class TrainedModel:
         return int(self.preprocessing.per_pixel.mean.shape[0])
 
     @property
-    def num_maps(self) -> int:
-        return self.model.num_maps
+    def label_maps(self) -> int:
+        return self.model.label_maps
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     photo = out.with_name(out.stem + "_input.png")
     Image.fromarray(canvas).save(photo)
     (result,), trained = predict(photo, args.checkpoint)
-    print(f"{trained.path}: {trained.backbone}, {trained.num_maps} label maps")
+    print(f"{trained.path}: {trained.backbone}, {trained.label_maps} label maps")
     for row, cls, (x, y, side) in zip(rows, args.classes, PLACES, strict=True):
         hit = [f for f in result.faces if x <= (f.box[0] + f.box[2]) / 2 <= x + side]
         top = ", ".join(f"{c} {q:.2f}" for c, q in hit[0].top(trained.classes)) if hit else "-"

@@ -21,7 +21,7 @@ def test_run_folder_rebuilds_model_and_preprocessing(tmp_path) -> None:
     trained = load_trained(run)
     assert trained.path == run / "best.safetensors"  # the file train.py selects
     assert trained.classes == CLASSES
-    assert (trained.backbone, trained.crop, trained.image_size, trained.num_maps) == (
+    assert (trained.backbone, trained.crop, trained.image_size, trained.label_maps) == (
         "test_resnet", 42, 48, 3)
     assert not trained.model.training and not trained.preprocessing.training
     from safetensors.torch import load_file
