@@ -297,6 +297,32 @@ def _draw_group(
     return out
 
 
+def _drawable(
+    landmarks: torch.Tensor, used: Sequence[int], valid: torch.Tensor | None, caller: str
+) -> torch.Tensor:
+    """Which samples get maps: ``valid`` (if given) and finite in every ``used`` landmark.
+
+    NaN rows not already marked invalid are counted in a ``UserWarning`` naming ``caller``.
+    """
+    batch = landmarks.shape[0]
+    finite = torch.isfinite(landmarks[:, list(used)]).all(dim=(1, 2))
+    if valid is None:
+        keep, surprise = finite, int((~finite).sum())
+    else:
+        valid = torch.as_tensor(valid, device=landmarks.device)
+        if valid.shape != (batch,):
+            raise ValueError(f"valid must have shape ({batch},), got {tuple(valid.shape)}")
+        keep = finite & valid.bool()
+        surprise = int((~finite & valid.bool()).sum())
+    if surprise:
+        warnings.warn(
+            f"{caller}: {surprise} of {batch} samples have NaN/inf landmarks "
+            "and are drawn as empty maps (mark them with valid=False to silence this)",
+            stacklevel=3,
+        )
+    return keep
+
+
 @torch.no_grad()
 def landmarks_to_label_maps(
     landmarks: torch.Tensor,
@@ -374,22 +400,7 @@ def landmarks_to_label_maps(
     landmarks = landmarks.to(dtype)
 
     used = sorted({i for g in groups for i in g.indices})
-    finite = torch.isfinite(landmarks[:, used]).all(dim=(1, 2))
-    keep = finite
-    if valid is not None:
-        valid = torch.as_tensor(valid, device=device)
-        if valid.shape != (batch,):
-            raise ValueError(f"valid must have shape ({batch},), got {tuple(valid.shape)}")
-        keep = finite & valid.bool()
-        surprise = int((~finite & valid.bool()).sum())
-    else:
-        surprise = int((~finite).sum())
-    if surprise:
-        warnings.warn(
-            f"landmarks_to_label_maps: {surprise} of {batch} samples have NaN/inf landmarks "
-            "and are drawn as empty maps (mark them with valid=False to silence this)",
-            stacklevel=2,
-        )
+    keep = _drawable(landmarks, used, valid, "landmarks_to_label_maps")
 
     if isinstance(thickness_scale, torch.Tensor):
         scale = thickness_scale.to(device=device, dtype=dtype).expand(batch)
@@ -481,23 +492,7 @@ def landmarks_to_heatmaps(
     dtype = landmarks.dtype if landmarks.is_floating_point() else torch.float32
     device = landmarks.device
     pts = landmarks.to(dtype)
-    finite = torch.isfinite(pts[:, used]).all(dim=(1, 2)) if used else torch.ones(
-        batch, dtype=torch.bool, device=device)
-    keep = finite
-    if valid is not None:
-        valid = torch.as_tensor(valid, device=device)
-        if valid.shape != (batch,):
-            raise ValueError(f"valid must have shape ({batch},), got {tuple(valid.shape)}")
-        keep = finite & valid.bool()
-        surprise = int((~finite & valid.bool()).sum())
-    else:
-        surprise = int((~finite).sum())
-    if surprise:
-        warnings.warn(
-            f"landmarks_to_heatmaps: {surprise} of {batch} samples have NaN/inf landmarks "
-            "and are drawn as empty maps (mark them with valid=False to silence this)",
-            stacklevel=2,
-        )
+    keep = _drawable(pts, used, valid, "landmarks_to_heatmaps")
     pts = torch.where(keep[:, None, None], pts, torch.zeros((), dtype=dtype, device=device))
     xs = torch.arange(width, dtype=dtype, device=device)
     ys = torch.arange(height, dtype=dtype, device=device)
