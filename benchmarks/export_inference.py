@@ -23,12 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import mtl_heads  # noqa: E402
-from mtl_heads.checkpoint import TrainedModel, load_trained  # noqa: E402
-from mtl_heads.export import DeployedClassifier, export_model  # noqa: E402
-from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
+import mtl_heads
+from mtl_heads.checkpoint import TrainedModel, load_trained
+from mtl_heads.export import DeployedClassifier, export_model
+from mtl_heads.preprocessing import PaperPreprocessing
 
 
 def random_run(backbone: str) -> TrainedModel:

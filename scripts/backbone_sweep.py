@@ -36,8 +36,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from mtl_heads import create_model  # noqa: E402  (importing mtl_heads registers fer_convnet)
 
 SIZES = (48, 42)

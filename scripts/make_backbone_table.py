@@ -14,10 +14,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from backbone_sweep import CI_FAMILIES, families  # scripts/ is sys.path[0] when run
 
-from backbone_sweep import CI_FAMILIES, families  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PAGE = ROOT / "docs" / "backbones.md"
 SUMMARY = ROOT / "scripts" / "backbone_sweep.json"

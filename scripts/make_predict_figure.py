@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.predict import draw_overlay, predict  # noqa: E402
+from mtl_heads.predict import draw_overlay, predict
 
 # (x, y, side) of each pasted face in a 600x290 canvas
 PLACES = [(20, 60, 96), (150, 20, 168), (350, 90, 120), (500, 40, 84)]

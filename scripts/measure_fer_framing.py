@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.annotate import FaceLandmarkDetector  # noqa: E402
-from mtl_heads.predict import face_anchors  # noqa: E402
+from mtl_heads.annotate import FaceLandmarkDetector
+from mtl_heads.predict import face_anchors
 
 
 def main(argv: list[str] | None = None) -> int:
