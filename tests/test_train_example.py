@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "examples" / "train.py"
 TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "64",
         "--batch-size", "32", "--eval-batch-size", "64", "--quiet"]
-TIMING = ("epoch_time", "samples_per_s", "train_time_s")
+TIMING = ("epoch_time", "samples_per_s", "train_time_s", "eval_time_s")
 
 
 @functools.cache
@@ -370,3 +370,50 @@ def test_ferplus_bad_options(tmp_path, capsys, tiny_fer):
                "--label-maps", "0", "--output", str(tmp_path / "y")]
     assert train.main(missing) == 2
     assert "--ferplus no/such.csv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label_maps", [0, 3])
+def test_evaluation_scores_a_union_from_its_parts(tiny_fer, label_maps):
+    """The final evaluation runs each image once: the union ``test`` split is scored from
+    PublicTest's and PrivateTest's sums, and the centre crop of a 10-crop pass is the centre view;
+    both must give exactly what scoring each split on its own gives."""
+    train = load_train_module()
+    args = train.build_parser().parse_args([
+        "--data", str(tiny_fer / "fer2013.csv"), "--landmarks", str(tiny_fer / "landmarks.npz"),
+        "--label-maps", str(label_maps), "--tta", "--eval-batch-size", "40", "--output", "-"])
+    data = train.load_data(args)
+    assert data.unions == {"test": ("PublicTest", "PrivateTest")}
+    torch.manual_seed(0)
+    model = train.build_model(args, 1, len(data.classes)).eval()
+    pre = train.PaperPreprocessing(channels=1, size=48, crop=42).fit(data.train.images)
+    pre.normalize_batch(train.center_crop(pre.standardize(data.train.images.float()), 42))
+    prior = train.training_prior(data.train, args) if label_maps else None
+    ctx, cpu = train.Dist(), torch.device("cpu")
+    fast = train.evaluate_tests(model, pre, data, args, cpu, ctx, prior=prior)
+    for name, split in data.tests.items():
+        alone = train.validate(model, pre, split, args, len(data.classes), ctx, tta=True,
+                               prior=prior)
+        assert fast[name].keys() == alone.keys()
+        for key, value in alone.items():
+            if key == "loss":
+                assert fast[name][key] == pytest.approx(value, rel=1e-6)
+            elif key.startswith("confusion"):
+                assert fast[name][key] == value, (name, key)
+            else:
+                assert fast[name][key] == pytest.approx(value), (name, key)
+    assert fast["test"]["n"] == 20 and ("iou" in fast["test"]) == bool(label_maps)
+    # the centre-crop logits taken from the 10-crop forward equal a centre-crop forward of their own
+    args.tta = False
+    plain = train.validate(model, pre, data.tests["PublicTest"], args, len(data.classes), ctx)
+    assert plain["confusion"] == fast["PublicTest"]["confusion"]
+    assert plain["loss"] == pytest.approx(fast["PublicTest"]["loss"], rel=1e-5)
+
+
+def test_find_unions_needs_the_same_rows(tiny_fer):
+    train = load_train_module()
+    a = train.Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]))
+    b = train.Split(torch.ones(3, 1, 4, 4, dtype=torch.uint8), torch.tensor([2, 3, 4]))
+    both = train.Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
+    assert train.find_unions({"a": a, "b": b, "ab": both}) == {"ab": ("a", "b")}
+    shuffled = train.Split(both.images.flip(0), both.labels.flip(0))
+    assert train.find_unions({"a": a, "b": b, "ab": shuffled}) == {}
