@@ -417,3 +417,40 @@ def test_find_unions_needs_the_same_rows(tiny_fer):
     assert train.find_unions({"a": a, "b": b, "ab": both}) == {"ab": ("a", "b")}
     shuffled = train.Split(both.images.flip(0), both.labels.flip(0))
     assert train.find_unions({"a": a, "b": b, "ab": shuffled}) == {}
+
+
+def test_predrawn_maps_equal_maps_drawn_from_the_augmented_landmarks():
+    """Integer crops and mirroring of the maps drawn once at load time give the targets that
+    drawing from the cropped/mirrored landmarks gives (the per-step path)."""
+    from mtl_heads.datasets import SyntheticFaces
+    from mtl_heads.landmarks import landmarks_to_label_maps
+
+    train = load_train_module()
+    split = train.Split.from_dataset(SyntheticFaces(48, seed=5, invalid_fraction=0.1))
+    stored = train.predraw_label_maps(split)
+    assert stored.dtype == torch.uint8 and stored.shape == (48, 3, 48, 48)
+    args = train.build_parser().parse_args(
+        ["--data", "synthetic", "--augment", "flip-shift", "--output", "-"])
+    aug = train.build_augmentation(args)
+    params = aug.generate_parameters(48, torch.Generator().manual_seed(0))
+    assert params["flip"].any() and not params["flip"].all()
+    images = split.images.float()
+    _, warped = aug(images, masks=stored.float() / train.MAP_LEVELS, params=params)
+    _, landmarks = aug(images, split.landmarks, params=params)
+    drawn = landmarks_to_label_maps(landmarks, 42, valid=split.valid)
+    assert warped.shape == drawn.shape == (48, 3, 42, 42)
+    assert drawn.sum() > 0
+    torch.testing.assert_close(warped, drawn, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_label_map_sources_train_alike(tmp_path):
+    """Both label-map sources train the same model without augmentation (equal targets)."""
+    finals = {}
+    for source in ("predrawn", "landmarks"):
+        out = tmp_path / source
+        res = run(*TINY, "--label-maps", "3", "--epochs", "1", "--label-map-source", source,
+                  "--output", str(out))
+        assert res.returncode == 0, res.stderr
+        finals[source] = without_timing(json.loads((out / "final.json").read_text()))
+    assert finals["predrawn"] == finals["landmarks"]
