@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predrawn: each training image's maps are drawn once at load time (uint8 "
                         "coverage at the stored size) and cropped/warped with the image, as the "
                         "paper did; landmarks: drawn every step from the augmented landmarks "
-                        "(equal targets for integer crops and mirroring, ~1.3x slower steps)")
+                        "(equal targets for integer crops and mirroring; multi-task steps "
+                        "~1.2x slower with --augment full, docs/results.md)")
     m.add_argument("--lambda", dest="lam", type=float, default=1.0,
                    help="weight of the label-map loss")
     m.add_argument("--map-loss", default="paper_eq2", choices=MAP_LOSSES,
