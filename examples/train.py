@@ -202,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
 # Seeds, distributed helpers
 # ----------------------------------------------------------------------------------------------
 
+def legacy_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """The options a run's saved args lack because it predates them, as that run used them.
+
+    Runs before ``--label-map-source`` drew the maps from the augmented landmarks; that gives the
+    pre-drawn maps' targets exactly unless the augmentation rotates or zooms
+    (``--augment full``), so only those runs count as ``landmarks``."""
+    out: dict[str, Any] = {}
+    if "label_map_source" not in saved:
+        out["label_map_source"] = "landmarks" if saved.get("augment") == "full" else "predrawn"
+    return out
+
+
 def derive_seed(*keys: int) -> int:
     """An independent 63-bit seed for a tuple of integers (numpy's SeedSequence hashing)."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0]
@@ -918,7 +930,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             log(f"--resume: no checkpoint in {out} yet, starting from scratch")
         else:
             state = load_checkpoint(path, model, pre, loss_fn, optimizer)
-            saved = state["args"]
+            saved = {**legacy_options(state["args"]), **state["args"]}
             changed = {k: (saved.get(k), v) for k, v in vars(args).items()
                        if k not in RESUMABLE and saved.get(k) != v}
             if changed:

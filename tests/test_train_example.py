@@ -454,3 +454,10 @@ def test_label_map_sources_train_alike(tmp_path):
         assert res.returncode == 0, res.stderr
         finals[source] = without_timing(json.loads((out / "final.json").read_text()))
     assert finals["predrawn"] == finals["landmarks"]
+
+
+def test_runs_before_label_map_source_count_as_what_they_did():
+    legacy = load_train_module().legacy_options
+    assert legacy({"augment": "full"}) == {"label_map_source": "landmarks"}
+    assert legacy({"augment": "flip-shift"}) == {"label_map_source": "predrawn"}  # equal targets
+    assert legacy({"augment": "full", "label_map_source": "predrawn"}) == {}
