@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from experiment import RESULT_NEUTRAL, finished_run, run_training  # noqa: E402
-from train import build_parser  # noqa: E402
+from train import build_parser, legacy_options  # noqa: E402
 
 from mtl_heads.stats import compare_paired, mean_std  # noqa: E402
 
@@ -265,8 +265,9 @@ def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"{run_dir}: no {name}; is it a finished examples/train.py "
                                     "run folder?")
+    run_args = json.loads(files["args.json"].read_text())
     options = {**vars(build_parser().parse_args(["--data", "-", "--output", "-"])),
-               **json.loads(files["args.json"].read_text())}
+               **legacy_options(run_args), **run_args}
     final = json.loads(files["final.json"].read_text())
     epochs = [json.loads(line) for line in files["metrics.jsonl"].read_text().splitlines()
               if line.strip()]

@@ -45,7 +45,11 @@ from timm.utils.distributed import init_distributed_device_so
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mtl_heads  # noqa: E402
-from mtl_heads.augmentation import AlignedAugmentation, center_crop, predict_ten_crop  # noqa: E402
+from mtl_heads.augmentation import (  # noqa: E402
+    AlignedAugmentation,
+    center_crop,
+    ten_crop_views,
+)
 from mtl_heads.datasets import SPLIT_OPTIONS, FaceDataset, load_splits, source_kind  # noqa: E402
 from mtl_heads.landmarks import (  # noqa: E402
     FLIP_INDEX_68,
@@ -59,6 +63,10 @@ from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
 
 CHECKPOINT = "last.safetensors"
 BEST = "best.safetensors"
+# ten_crop_views: 4 corner crops, the centre crop, then the same five of the mirrored image.
+TEN_VIEWS, CENTRE_VIEW = 10, 4
+# Sub-samples of a pre-drawn label-map pixel (landmarks_to_label_maps' default 4 x 4).
+MAP_LEVELS = 16
 # Random streams, combined with (seed, epoch, step[, rank]) into independent seeds.
 STREAM_INIT, STREAM_ORDER, STREAM_AUGMENT, STREAM_DROPOUT = 0, 1, 2, 3
 # Options that may change when a run is resumed (everything else must match the checkpoint).
@@ -120,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --label-maps 0, so a baseline/multi-task pair shares one command")
     m.add_argument("--label-maps", type=int, default=3, choices=[0, 3],
                    help="0: baseline, 3: the paper's brow/brow/mouth maps")
+    m.add_argument("--label-map-source", default="predrawn", choices=["predrawn", "landmarks"],
+                   help="predrawn: each training image's maps are drawn once at load time (uint8 "
+                        "coverage at the stored size) and cropped/warped with the image, as the "
+                        "paper did; landmarks: drawn every step from the augmented landmarks "
+                        "(equal targets for integer crops and mirroring; multi-task steps "
+                        "~1.2x slower with --augment full, docs/results.md)")
     m.add_argument("--lambda", dest="lam", type=float, default=1.0,
                    help="weight of the label-map loss")
     m.add_argument("--map-loss", default="paper_eq2", choices=MAP_LOSSES,
@@ -188,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
 # Seeds, distributed helpers
 # ----------------------------------------------------------------------------------------------
 
+def legacy_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """The options a run's saved args lack because it predates them, as that run used them.
+
+    Runs before ``--label-map-source`` drew the maps from the augmented landmarks; that gives the
+    pre-drawn maps' targets exactly unless the augmentation rotates or zooms
+    (``--augment full``), so only those runs count as ``landmarks``."""
+    out: dict[str, Any] = {}
+    if "label_map_source" not in saved:
+        out["label_map_source"] = "landmarks" if saved.get("augment") == "full" else "predrawn"
+    return out
+
+
 def derive_seed(*keys: int) -> int:
     """An independent 63-bit seed for a tuple of integers (numpy's SeedSequence hashing)."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0]
@@ -244,6 +270,8 @@ class Split:
     labels: torch.Tensor  # int64 (N,)
     landmarks: torch.Tensor | None = None  # float32 (N, 68, 2)
     valid: torch.Tensor | None = None  # bool (N,)
+    # uint8 (N, K, H, W): label maps drawn once at the stored size, in 1 / MAP_LEVELS steps
+    label_maps: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -264,7 +292,8 @@ class Split:
 
     def to(self, device: torch.device) -> "Split":
         move = (lambda t: None if t is None else t.to(device))  # noqa: E731
-        return Split(move(self.images), move(self.labels), move(self.landmarks), move(self.valid))
+        return Split(move(self.images), move(self.labels), move(self.landmarks), move(self.valid),
+                     move(self.label_maps))
 
 
 @dataclass
@@ -274,15 +303,52 @@ class Data:
     tests: dict[str, Split]
     classes: list[str]
     description: str
+    unions: dict[str, tuple[str, ...]]  # a test split that is other test splits end to end
+
+
+def find_unions(tests: dict[str, Split]) -> dict[str, tuple[str, ...]]:
+    """The test splits that are the other test splits concatenated (FER2013's ``test`` is
+    ``PublicTest`` then ``PrivateTest``), checked row by row so that they can be scored from
+    their parts."""
+    unions: dict[str, tuple[str, ...]] = {}
+    for name, split in tests.items():
+        parts = tuple(k for k in tests if k != name and len(tests[k]) < len(split))
+        if len(parts) < 2 or sum(len(tests[k]) for k in parts) != len(split):
+            continue
+
+        def cat(field: str, parts: tuple[str, ...] = parts) -> torch.Tensor | None:
+            values = [getattr(tests[k], field) for k in parts]
+            return None if any(v is None for v in values) else torch.cat(values)
+
+        same = all(
+            (getattr(split, f) is None and cat(f) is None)
+            or (getattr(split, f) is not None and cat(f) is not None
+                and torch.equal(torch.nan_to_num(getattr(split, f)), torch.nan_to_num(cat(f))))
+            for f in ("images", "labels", "landmarks", "valid"))
+        if same:
+            unions[name] = parts
+    return unions
 
 
 def load_data(args: argparse.Namespace) -> Data:
     splits = load_splits(args.data, args.landmarks,
                          **{k: getattr(args, k) for k in SPLIT_OPTIONS})
+    tests = {name: Split.from_dataset(ds) for name, ds in splits.tests.items()}
     return Data(Split.from_dataset(splits.train),
                 None if splits.val is None else Split.from_dataset(splits.val),
-                {name: Split.from_dataset(ds) for name, ds in splits.tests.items()},
-                splits.classes, splits.description)
+                tests, splits.classes, splits.description, find_unions(tests))
+
+
+def predraw_label_maps(split: Split, chunk: int = 2048) -> torch.Tensor:
+    """Each image's label maps drawn once at the stored size, as uint8 sub-sample counts.
+
+    ``landmarks_to_label_maps`` with ``samples = 4`` gives coverages in steps of 1/16, so
+    ``round(coverage * MAP_LEVELS)`` stores them exactly in a byte (48x48x3 bytes an image)."""
+    size = tuple(split.images.shape[-2:])
+    return torch.cat([
+        (landmarks_to_label_maps(split.landmarks[idx], size, valid=split.valid[idx])
+         * MAP_LEVELS).round().to(torch.uint8)
+        for idx in torch.split(torch.arange(len(split), device=split.images.device), chunk)])
 
 
 def crop_offset(args: argparse.Namespace) -> int:
@@ -484,7 +550,11 @@ def train_one_epoch(
         batch: dict[str, torch.Tensor] = {"label": train_set.labels[rows]}
 
         x = pre.standardize(train_set.images[rows].float())
-        if with_maps:
+        if with_maps and train_set.label_maps is not None:
+            masks = train_set.label_maps[rows].float() / MAP_LEVELS
+            x, batch["label_maps"] = aug(x, masks=masks, params=params)
+            batch["landmarks_valid"] = train_set.valid[rows]
+        elif with_maps:
             x, landmarks = aug(x, train_set.landmarks[rows], params=params)
             batch["landmarks_valid"] = train_set.valid[rows]
             batch["label_maps"] = landmarks_to_label_maps(
@@ -556,17 +626,40 @@ def train_one_epoch(
     return accum
 
 
-@torch.inference_mode()
-def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
-             num_classes: int, ctx: Dist, tta: bool = False,
-             prior: torch.Tensor | None = None) -> dict[str, Any]:
-    """Accuracy (centre crop, optionally 10-crop TTA with the deployed classifier), per-class
-    accuracy, confusion matrix, CE loss and, for multi-task models on data with landmarks, the
-    label-map IoU, soft IoU and NME (:class:`mtl_heads.metrics.LabelMapMetrics`).
+@dataclass
+class EvalSums:
+    """What one evaluation pass accumulates: enough to score a split, and to score a union of
+    splits by adding its parts' sums (confusion matrices and metric sums add up)."""
 
-    With ``prior`` (the mean training map, :func:`mtl_heads.metrics.label_map_prior`) the same
-    metrics of that one fixed map (``iou_prior``, ...): what a predictor that ignores the face
-    scores. A head is only localising brows and mouth where it beats this."""
+    confusion: torch.Tensor  # int64 (classes * classes,)
+    loss_sum: float
+    confusion_tta: torch.Tensor | None = None
+    maps: LabelMapMetrics | None = None
+
+    def __add__(self, other: "EvalSums") -> "EvalSums":
+        if (self.confusion_tta is None) != (other.confusion_tta is None) or (
+                (self.maps is None) != (other.maps is None)):
+            raise ValueError("cannot add evaluations made with different options")
+        maps = None
+        if self.maps is not None and other.maps is not None:
+            maps = self.maps.merged(other.maps)
+        tta = (None if self.confusion_tta is None or other.confusion_tta is None
+               else self.confusion_tta + other.confusion_tta)
+        return EvalSums(self.confusion + other.confusion, self.loss_sum + other.loss_sum, tta,
+                        maps)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
+             num_classes: int, ctx: Dist, tta: bool = False,
+             prior: torch.Tensor | None = None) -> EvalSums:
+    """One pass over ``split``: every image goes through the network once per view.
+
+    The centre crop goes through the multi-task model only when the label-map metrics are asked
+    for (a multi-task model on data with landmarks); otherwise only the deployed classifier runs.
+    With ``tta`` the 10 views of a batch go through the deployed classifier in one forward of
+    ``10 * B`` images (``B = --eval-batch-size // 10``, so each forward holds about
+    ``--eval-batch-size`` images), and the centre-crop logits are the centre view's."""
     was_training = model.training
     model.eval()
     pre.eval()
@@ -578,31 +671,39 @@ def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     with_maps = args.label_maps > 0 and split.landmarks is not None
     maps_metrics = LabelMapMetrics([g.name for g in PAPER_GROUPS], prior=prior)
     offset = crop_offset(args)
+    classifier = model.deploy()  # the shipped network: no label-map head
 
-    def net(x: torch.Tensor, maps: bool = True) -> dict[str, torch.Tensor]:
+    def net(x: torch.Tensor, maps: bool) -> dict[str, torch.Tensor]:
         x = pre.normalize_batch(x)
         if args.channels_last and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(args, x.device):
-            if not maps:  # classification only: the deployed classifier, no label-map head
-                return {"logits": model.deploy()(x).float()}
+            if not maps:
+                return {"logits": classifier(x).float()}
             return {k: v.float() for k, v in model(x).items()}
 
-    for idx in torch.split(rows, args.eval_batch_size):
+    batch = max(1, args.eval_batch_size // TEN_VIEWS) if tta else args.eval_batch_size
+    for idx in torch.split(rows, batch):
         labels = split.labels[idx]
-        x = pre.standardize(split.images[idx].float())
-        out = net(center_crop(x, args.crop), maps=with_maps)
         keep = labels >= 0
+        x = pre.standardize(split.images[idx].float())
+        out = net(center_crop(x, args.crop), maps=True) if with_maps else None
+        if tta:
+            views = ten_crop_views(x, args.crop)
+            logits = net(views.flatten(0, 1), maps=False)["logits"].view(*views.shape[:2], -1)
+            probs = logits.softmax(dim=-1).mean(dim=0)
+            confusion_tta += torch.bincount((labels * num_classes + probs.argmax(1))[keep],
+                                            minlength=num_classes**2)
+            if out is None:
+                out = {"logits": logits[CENTRE_VIEW]}
+        if out is None:
+            out = net(center_crop(x, args.crop), maps=False)
         loss_sum += nn.functional.cross_entropy(
             out["logits"][keep], labels[keep], reduction="sum").double()
         pred = out["logits"].argmax(1)
         confusion += torch.bincount((labels * num_classes + pred)[keep],
                                     minlength=num_classes**2)
-        if tta:
-            probs = predict_ten_crop(lambda v: net(v, maps=False)["logits"], x, args.crop)
-            confusion_tta += torch.bincount((labels * num_classes + probs.argmax(1))[keep],
-                                            minlength=num_classes**2)
-        if with_maps and "label_maps" in out:
+        if with_maps:
             valid = split.valid[idx]
             landmarks = split.landmarks[idx] - offset
             target = landmarks_to_label_maps(landmarks, args.crop, valid=valid)
@@ -615,30 +716,70 @@ def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
             ctx.all_sum(t)
     model.train(was_training)
     pre.train(was_training)
+    return EvalSums(confusion.cpu(), float(loss_sum), confusion_tta.cpu() if tta else None,
+                    maps_metrics if with_maps else None)
+
+
+def summarize(sums: EvalSums, num_classes: int) -> dict[str, Any]:
+    """Accuracy, per-class accuracy, confusion matrix, CE loss (and 10-crop accuracy, label-map
+    IoU, soft IoU and NME, with the training prior's beside them, when measured)."""
 
     def summary(conf: torch.Tensor) -> dict[str, Any]:
-        m = conf.view(num_classes, num_classes).cpu()
+        m = conf.view(num_classes, num_classes)
         total = int(m.sum())
         per_class = (m.diag().double() / m.sum(1).clamp_min(1).double()).tolist()
         return {"acc": float(m.diag().sum()) / max(total, 1), "per_class_acc": per_class,
                 "confusion": m.tolist()}
 
-    n = int(confusion.sum())
-    result: dict[str, Any] = {"n": n, **summary(confusion), "loss": float(loss_sum) / max(n, 1)}
-    if tta:
-        s = summary(confusion_tta)
+    n = int(sums.confusion.sum())
+    result: dict[str, Any] = {"n": n, **summary(sums.confusion),
+                              "loss": sums.loss_sum / max(n, 1)}
+    if sums.confusion_tta is not None:
+        s = summary(sums.confusion_tta)
         result.update(acc_tta=s["acc"], per_class_acc_tta=s["per_class_acc"],
                       confusion_tta=s["confusion"])
-    if with_maps:
-        res = maps_metrics.compute()
+    if sums.maps is not None:
+        res = sums.maps.compute()
         result.update(iou=res["iou"], iou_mean=res["iou_mean"], soft_iou=res["soft_iou"],
                       soft_iou_mean=res["soft_iou_mean"], nme=res["nme"], nme_mean=res["nme_mean"])
-        if prior is not None:
+        if "prior" in res:
             p = res["prior"]
             result.update(iou_prior=p["iou"], iou_prior_mean=p["iou_mean"],
                           soft_iou_prior=p["soft_iou"], nme_prior=p["nme"],
                           nme_prior_mean=p["nme_mean"])
     return result
+
+
+def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
+             num_classes: int, ctx: Dist, tta: bool = False,
+             prior: torch.Tensor | None = None) -> dict[str, Any]:
+    """Accuracy (centre crop, optionally 10-crop TTA with the deployed classifier), per-class
+    accuracy, confusion matrix, CE loss and, for multi-task models on data with landmarks, the
+    label-map IoU, soft IoU and NME (:class:`mtl_heads.metrics.LabelMapMetrics`).
+
+    With ``prior`` (the mean training map, :func:`mtl_heads.metrics.label_map_prior`) the same
+    metrics of that one fixed map (``iou_prior``, ...): what a predictor that ignores the face
+    scores. A head is only localising brows and mouth where it beats this."""
+    return summarize(evaluate(model, pre, split, args, num_classes, ctx, tta=tta, prior=prior),
+                     num_classes)
+
+
+def evaluate_tests(model: nn.Module, pre: PaperPreprocessing, data: "Data",
+                   args: argparse.Namespace, device: torch.device, ctx: Dist,
+                   prior: torch.Tensor | None = None) -> dict[str, dict[str, Any]]:
+    """Every test split scored, each image's forward passes done once: a union split (FER2013's
+    ``test`` = PublicTest + PrivateTest) is scored from its parts' sums, never re-run."""
+    sums: dict[str, EvalSums] = {}
+    for name, split in data.tests.items():
+        if name not in data.unions:
+            sums[name] = evaluate(model, pre, split.to(device), args, len(data.classes), ctx,
+                                  tta=args.tta, prior=prior)
+    for name, parts in data.unions.items():
+        total = sums[parts[0]]
+        for part in parts[1:]:
+            total = total + sums[part]
+        sums[name] = total
+    return {name: summarize(sums[name], len(data.classes)) for name in data.tests}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -745,6 +886,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         raise ValueError(f"--batch-size {args.batch_size} is smaller than the number of "
                          f"processes ({ctx.world})")
     train_set = data.train.to(device)
+    if args.label_maps and args.label_map_source == "predrawn":
+        train_set.label_maps = predraw_label_maps(train_set)
     val_set = None if data.val is None else data.val.to(device)
     num_classes = len(data.classes)
     in_chans = train_set.images.shape[1]
@@ -787,7 +930,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             log(f"--resume: no checkpoint in {out} yet, starting from scratch")
         else:
             state = load_checkpoint(path, model, pre, loss_fn, optimizer)
-            saved = state["args"]
+            saved = {**legacy_options(state["args"]), **state["args"]}
             changed = {k: (saved.get(k), v) for k, v in vars(args).items()
                        if k not in RESUMABLE and saved.get(k) != v}
             if changed:
@@ -882,12 +1025,12 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         final["selected"] = {"by": "best validation accuracy", "epoch": state["best_epoch"]}
     else:
         final["selected"] = {"by": "last epoch", "epoch": len(state["history"])}
+    tic = time.perf_counter()
     if val_set is not None:
         final["val"] = validate(model, pre, val_set, args, num_classes, ctx, tta=args.tta,
                                 prior=prior)
-    final["test"] = {name: validate(model, pre, split.to(device), args, num_classes, ctx,
-                                    tta=args.tta, prior=prior)
-                     for name, split in data.tests.items()}
+    final["test"] = evaluate_tests(model, pre, data, args, device, ctx, prior=prior)
+    final["eval_time_s"] = time.perf_counter() - tic
     if ctx.main:
         pre.save(out / "preprocessing.safetensors")
         from safetensors.torch import save_file

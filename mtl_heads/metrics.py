@@ -15,6 +15,7 @@ A label-map head only localises brows and mouth where it beats that prior, so
   averaged over the images.
 """
 
+import copy
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -232,6 +233,41 @@ class LabelMapMetrics:
             err = (soft_argmax(lg) - centre).norm(dim=2) / norm[:, None]
             s[f"{src}_nme"] += torch.where(has_mass, err, 0.0).sum(0).double()
         self._count += has_mass.sum(0).double()
+
+    def merged(self, other: "LabelMapMetrics") -> "LabelMapMetrics":
+        """A new accumulator holding this one's sums plus ``other``'s: the scores of the two
+        sets of images together (e.g. a test set scored from its parts), without re-running them.
+
+        Args:
+            other: an accumulator over the same map names (and the same prior, if any).
+
+        Returns:
+            A new :class:`LabelMapMetrics`; neither input changes.
+
+        Examples:
+            >>> full = torch.zeros(1, 1, 4, 4)
+            >>> full[..., 1:3, 1:3] = 1.0
+            >>> a, b = LabelMapMetrics(["mouth"]), LabelMapMetrics(["mouth"])
+            >>> a.update(full * 20 - 10, full)  # a perfect map
+            >>> b.update(-10 * torch.ones(1, 1, 4, 4), full)  # an empty one
+            >>> a.merged(b).compute()["iou"]["mouth"]
+            0.5
+        """
+        if other.names != self.names or other.threshold != self.threshold:
+            raise ValueError(
+                f"cannot merge metrics of maps {other.names} (threshold {other.threshold}) into "
+                f"{self.names} (threshold {self.threshold})"
+            )
+        if (self.prior_logits is None) != (other.prior_logits is None) or (
+            self.prior_logits is not None
+            and other.prior_logits is not None
+            and not torch.equal(self.prior_logits, other.prior_logits)
+        ):
+            raise ValueError("cannot merge metrics measured against different priors")
+        out = copy.copy(self)
+        out._sums = {k: v + other._sums[k] for k, v in self._sums.items()}
+        out._count = self._count + other._count
+        return out
 
     def compute(self) -> dict:
         """Scores so far: ``{"iou", "soft_iou", "nme"}`` per map name, their ``*_mean`` over the

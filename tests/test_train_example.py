@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "examples" / "train.py"
 TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "64",
         "--batch-size", "32", "--eval-batch-size", "64", "--quiet"]
-TIMING = ("epoch_time", "samples_per_s", "train_time_s")
+TIMING = ("epoch_time", "samples_per_s", "train_time_s", "eval_time_s")
 
 
 @functools.cache
@@ -370,3 +370,94 @@ def test_ferplus_bad_options(tmp_path, capsys, tiny_fer):
                "--label-maps", "0", "--output", str(tmp_path / "y")]
     assert train.main(missing) == 2
     assert "--ferplus no/such.csv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label_maps", [0, 3])
+def test_evaluation_scores_a_union_from_its_parts(tiny_fer, label_maps):
+    """The final evaluation runs each image once: the union ``test`` split is scored from
+    PublicTest's and PrivateTest's sums, and the centre crop of a 10-crop pass is the centre view;
+    both must give exactly what scoring each split on its own gives."""
+    train = load_train_module()
+    args = train.build_parser().parse_args([
+        "--data", str(tiny_fer / "fer2013.csv"), "--landmarks", str(tiny_fer / "landmarks.npz"),
+        "--label-maps", str(label_maps), "--tta", "--eval-batch-size", "40", "--output", "-"])
+    data = train.load_data(args)
+    assert data.unions == {"test": ("PublicTest", "PrivateTest")}
+    torch.manual_seed(0)
+    model = train.build_model(args, 1, len(data.classes)).eval()
+    pre = train.PaperPreprocessing(channels=1, size=48, crop=42).fit(data.train.images)
+    pre.normalize_batch(train.center_crop(pre.standardize(data.train.images.float()), 42))
+    prior = train.training_prior(data.train, args) if label_maps else None
+    ctx, cpu = train.Dist(), torch.device("cpu")
+    fast = train.evaluate_tests(model, pre, data, args, cpu, ctx, prior=prior)
+    for name, split in data.tests.items():
+        alone = train.validate(model, pre, split, args, len(data.classes), ctx, tta=True,
+                               prior=prior)
+        assert fast[name].keys() == alone.keys()
+        for key, value in alone.items():
+            if key == "loss":
+                assert fast[name][key] == pytest.approx(value, rel=1e-6)
+            elif key.startswith("confusion"):
+                assert fast[name][key] == value, (name, key)
+            else:
+                assert fast[name][key] == pytest.approx(value), (name, key)
+    assert fast["test"]["n"] == 20 and ("iou" in fast["test"]) == bool(label_maps)
+    # the centre-crop logits taken from the 10-crop forward equal a centre-crop forward of their own
+    args.tta = False
+    plain = train.validate(model, pre, data.tests["PublicTest"], args, len(data.classes), ctx)
+    assert plain["confusion"] == fast["PublicTest"]["confusion"]
+    assert plain["loss"] == pytest.approx(fast["PublicTest"]["loss"], rel=1e-5)
+
+
+def test_find_unions_needs_the_same_rows(tiny_fer):
+    train = load_train_module()
+    a = train.Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]))
+    b = train.Split(torch.ones(3, 1, 4, 4, dtype=torch.uint8), torch.tensor([2, 3, 4]))
+    both = train.Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
+    assert train.find_unions({"a": a, "b": b, "ab": both}) == {"ab": ("a", "b")}
+    shuffled = train.Split(both.images.flip(0), both.labels.flip(0))
+    assert train.find_unions({"a": a, "b": b, "ab": shuffled}) == {}
+
+
+def test_predrawn_maps_equal_maps_drawn_from_the_augmented_landmarks():
+    """Integer crops and mirroring of the maps drawn once at load time give the targets that
+    drawing from the cropped/mirrored landmarks gives (the per-step path)."""
+    from mtl_heads.datasets import SyntheticFaces
+    from mtl_heads.landmarks import landmarks_to_label_maps
+
+    train = load_train_module()
+    split = train.Split.from_dataset(SyntheticFaces(48, seed=5, invalid_fraction=0.1))
+    stored = train.predraw_label_maps(split)
+    assert stored.dtype == torch.uint8 and stored.shape == (48, 3, 48, 48)
+    args = train.build_parser().parse_args(
+        ["--data", "synthetic", "--augment", "flip-shift", "--output", "-"])
+    aug = train.build_augmentation(args)
+    params = aug.generate_parameters(48, torch.Generator().manual_seed(0))
+    assert params["flip"].any() and not params["flip"].all()
+    images = split.images.float()
+    _, warped = aug(images, masks=stored.float() / train.MAP_LEVELS, params=params)
+    _, landmarks = aug(images, split.landmarks, params=params)
+    drawn = landmarks_to_label_maps(landmarks, 42, valid=split.valid)
+    assert warped.shape == drawn.shape == (48, 3, 42, 42)
+    assert drawn.sum() > 0
+    torch.testing.assert_close(warped, drawn, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_label_map_sources_train_alike(tmp_path):
+    """Both label-map sources train the same model without augmentation (equal targets)."""
+    finals = {}
+    for source in ("predrawn", "landmarks"):
+        out = tmp_path / source
+        res = run(*TINY, "--label-maps", "3", "--epochs", "1", "--label-map-source", source,
+                  "--output", str(out))
+        assert res.returncode == 0, res.stderr
+        finals[source] = without_timing(json.loads((out / "final.json").read_text()))
+    assert finals["predrawn"] == finals["landmarks"]
+
+
+def test_runs_before_label_map_source_count_as_what_they_did():
+    legacy = load_train_module().legacy_options
+    assert legacy({"augment": "full"}) == {"label_map_source": "landmarks"}
+    assert legacy({"augment": "flip-shift"}) == {"label_map_source": "predrawn"}  # equal targets
+    assert legacy({"augment": "full", "label_map_source": "predrawn"}) == {}
