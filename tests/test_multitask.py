@@ -11,7 +11,6 @@ from torch import nn
 
 import mtl_heads
 from mtl_heads import LinearLabelMapHead, MultiTaskModel, SpatialLabelMapHead, create_model
-from mtl_heads.models.multitask import default_head_kind
 
 MATRIX = [
     pytest.param(case, size, id=f"{case.id}-{size}", marks=[pytest.mark.slow] if case.slow else [])
