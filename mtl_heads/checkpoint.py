@@ -95,6 +95,24 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
+def read_safetensors(
+    path: Path, what: str, expected: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the string metadata of a safetensors file.
+
+    Raises:
+        ValueError: the file is not a safetensors ``what``; the message names it and says what
+            was ``expected``.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a safetensors {what} ({err}); {expected}") from err
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors and the ``mtl_heads_train`` metadata of a train.py checkpoint file.
 
@@ -103,20 +121,14 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         ValueError: the file is not safetensors, or carries no ``mtl_heads_train`` metadata (the
             message names the file).
     """
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        with safe_open(str(path), "pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not a safetensors checkpoint ({err}); expected a file written by "
-            "examples/train.py (last.safetensors / best.safetensors)"
-        ) from err
+    tensors, metadata = read_safetensors(
+        path,
+        "checkpoint",
+        "expected a file written by examples/train.py (last.safetensors / best.safetensors)",
+    )
     if METADATA_KEY not in metadata:
         hint = (
             " (a plain timm state dict such as deploy.safetensors: load it with timm.create_model)"

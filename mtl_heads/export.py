@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .augmentation import center_crop, ten_crop_views
-from .checkpoint import TrainedModel, load_trained
+from .checkpoint import TrainedModel, load_trained, read_safetensors
 from .preprocessing import per_image_normalize
 
 __all__ = ["DeployedClassifier", "export_model", "EXPORT_FORMATS"]
@@ -151,19 +151,13 @@ class DeployedClassifier(nn.Module):
             ValueError: not a safetensors file, or one without ``mtl_heads_export`` metadata.
         """
         import timm
-        from safetensors import SafetensorError, safe_open
 
         import mtl_heads.models  # noqa: F401  (registers fer_convnet)
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no exported model at {path}")
-        try:
-            with safe_open(str(path), "pt") as f:
-                metadata = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(f"{path}: not a safetensors file ({err})") from err
+        tensors, metadata = read_safetensors(path, "file", "expected an mtl-heads export")
         if METADATA_KEY not in metadata:
             raise ValueError(f"{path}: no {METADATA_KEY!r} metadata (written by mtl-heads export?)")
         meta = json.loads(metadata[METADATA_KEY])
