@@ -163,13 +163,18 @@ def check_study(spec: Any, where: str) -> dict[str, Any]:
 
 def plan(spec: dict[str, Any], output: Path, extra: Sequence[str], threads: int,
          blocks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-         fractions: Sequence[float] | None = None) -> list[Job]:
+         fractions: Sequence[float] | None = None,
+         arms: Sequence[str] | None = None) -> list[Job]:
     """The study's runs (each once, however many blocks share it), in block order."""
     known = [b["name"] for b in spec["blocks"]]
     for name in blocks or []:
         if name not in known:
             raise ValueError(f"--blocks {name}: no such block in study {spec['name']!r} "
                              f"(blocks: {known})")
+    for name in arms or []:
+        if name not in spec["arms"]:
+            raise ValueError(f"--arms {name}: no such arm in study {spec['name']!r} "
+                             f"(arms: {list(spec['arms'])})")
     jobs: dict[tuple[str, float, int], Job] = {}
     for block in spec["blocks"]:
         if blocks and block["name"] not in blocks:
@@ -181,6 +186,8 @@ def plan(spec: dict[str, Any], output: Path, extra: Sequence[str], threads: int,
                 if seeds is not None and seed not in seeds:
                     continue
                 for arm in block["arms"]:
+                    if arms and arm not in arms:
+                        continue
                     argv = (*spec["options"], *spec["arms"][arm], "--train-subset",
                             fraction_name(fraction), "--seed", str(seed), *extra,
                             "--workers", str(threads))
@@ -825,6 +832,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--jobs", type=int, default=2, help="runs at a time (processes)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per run")
     r.add_argument("--blocks", nargs="+", default=None, help="only these blocks")
+    r.add_argument("--arms", nargs="+", default=None, help="only these arms")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds")
     r.add_argument("--fractions", type=float, nargs="+", default=None,
                    help="only these fractions")
@@ -881,7 +889,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_study(args.study)
     results, output = Path(args.results), Path(args.output)
     jobs = plan(spec, output, args.train_args, args.threads, args.blocks, args.seeds,
-                args.fractions)
+                args.fractions, args.arms)
     print(f"study {spec['name']}: {len(jobs)} run(s) in {output / spec['name']}", flush=True)
     if args.estimate:
         est = estimate(jobs, results, spec["name"], args.threads, args.jobs,
