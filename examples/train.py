@@ -59,7 +59,7 @@ from mtl_heads.landmarks import (  # noqa: E402
 )
 from mtl_heads.losses import MAP_LOSSES  # noqa: E402
 from mtl_heads.metrics import LabelMapMetrics, label_map_prior  # noqa: E402
-from mtl_heads.preprocessing import PaperPreprocessing  # noqa: E402
+from mtl_heads.preprocessing import PREPROCESSING, PaperPreprocessing  # noqa: E402
 
 CHECKPOINT = "last.safetensors"
 BEST = "best.safetensors"
@@ -151,11 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "it starts from the background/foreground prior instead of p = 0.5")
     m.add_argument("--drop-rate", type=float, default=0.5, help="dropout before the classifier")
     m.add_argument("--label-smoothing", type=float, default=0.0)
+    m.add_argument("--preprocessing", default="paper", choices=sorted(PREPROCESSING),
+                   help="paper: per-image norm, per-pixel standardisation, minibatch "
+                        "normalisation; standard: per-pixel standardisation of raw pixels only")
 
     t = p.add_argument_group("training")
-    t.add_argument("--augment", default="none", choices=["none", "flip-shift", "full"],
-                   help="none: centre crop; flip-shift: mirror + shift 3 px (TFD); full: + "
-                        "rotation 45 deg and zoom 1.2 (FER2013)")
+    t.add_argument("--augment", default="none", choices=["none", "crop", "flip-shift", "full"],
+                   help="none: centre crop; crop: a random crop (shift 3 px, no mirror); "
+                        "flip-shift: mirror + shift 3 px (TFD); full: + rotation 45 deg and "
+                        "zoom 1.2 (FER2013)")
     t.add_argument("--variants-per-epoch", type=int, default=1,
                    help="augmented copies of each image per epoch (the paper: 4 FER, 5 TFD)")
     t.add_argument("--epochs", type=int, default=10)
@@ -374,6 +378,7 @@ def epoch_batches(n: int, args: argparse.Namespace, epoch: int) -> list[torch.Te
 def build_augmentation(args: argparse.Namespace) -> AlignedAugmentation:
     settings = {
         "none": dict(flip=False, shift=0, rotation=0.0, zoom=1.0),
+        "crop": dict(flip=False, shift=3, rotation=0.0, zoom=1.0),
         "flip-shift": dict(flip=True, shift=3, rotation=0.0, zoom=1.0),
         "full": dict(flip=True, shift=3, rotation=45.0, zoom=1.2),
     }[args.augment]
@@ -896,7 +901,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
                          f"{tuple(train_set.images.shape[-2:])}")
 
     # preprocessing fitted on the training images (deterministic: refitted identically on resume)
-    pre = PaperPreprocessing(channels=in_chans, size=args.image_size, crop=args.crop).to(device)
+    pre = PaperPreprocessing(channels=in_chans, size=args.image_size, crop=args.crop,
+                             **PREPROCESSING[args.preprocessing]).to(device)
     pre.fit(torch.split(train_set.images, 4096))
     aug = build_augmentation(args)
     model = build_model(args, in_chans, num_classes).to(device)

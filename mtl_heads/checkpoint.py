@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .models.multitask import MultiTaskModel, create_model
-from .preprocessing import PaperPreprocessing
+from .preprocessing import PREPROCESSING, PaperPreprocessing
 
 __all__ = ["TrainedModel", "load_trained", "resolve_checkpoint", "read_checkpoint"]
 
@@ -259,7 +259,8 @@ def load_trained(
     mean = pre_state["per_pixel.mean"]
     in_chans, size = int(mean.shape[0]), tuple(int(s) for s in mean.shape[1:])
     crop = args.get("crop")
-    pre = PaperPreprocessing(channels=in_chans, size=size, crop=crop)
+    pre = PaperPreprocessing(channels=in_chans, size=size, crop=crop,
+                             **PREPROCESSING[args.get("preprocessing", "paper")])
     try:
         pre.load_state_dict(pre_state)
     except RuntimeError as err:

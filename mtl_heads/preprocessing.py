@@ -34,7 +34,15 @@ __all__ = [
     "PerPixelStandardization",
     "MinibatchNormalization",
     "PaperPreprocessing",
+    "PREPROCESSING",
 ]
+
+#: Named step sets of :class:`PaperPreprocessing` (``examples/train.py --preprocessing``):
+#: the paper's three steps, or per-pixel standardisation of raw pixel values alone.
+PREPROCESSING: dict[str, dict[str, bool]] = {
+    "paper": {"per_image": True, "minibatch": True},
+    "standard": {"per_image": False, "minibatch": False},
+}
 
 
 def _tracing() -> bool:
@@ -278,6 +286,11 @@ class PaperPreprocessing(nn.Module):
         crop: the size the network sees (``None``: no crop).
         norm: target L2 norm of each image.
         momentum: running-average momentum of the minibatch step (``None``: plain average).
+        per_image: the per-image step (subtract the image's mean, scale to ``norm``); ``False``
+            leaves it out.
+        minibatch: the minibatch step; ``False`` leaves it out. With both off what is left is
+            the usual per-pixel standardisation of raw pixel values (``preprocessing="standard"``
+            in ``examples/train.py``, measured against the paper's in docs/results_study.md).
 
     Shape:
         - input: :math:`(B, C, H, W)` raw uint8 or float images at ``size``
@@ -298,12 +311,15 @@ class PaperPreprocessing(nn.Module):
         crop: int | tuple[int, int] | None = 42,
         norm: float = 150.0,
         momentum: float | None = None,
+        per_image: bool = True,
+        minibatch: bool = True,
     ) -> None:
         super().__init__()
-        self.per_image = PerImageNormalization(norm)
+        self.per_image = PerImageNormalization(norm) if per_image else nn.Identity()
         self.per_pixel = PerPixelStandardization(channels, size)
-        self.minibatch = MinibatchNormalization(momentum)
+        self.minibatch = MinibatchNormalization(momentum) if minibatch else nn.Identity()
         self.crop = crop
+        self.norm, self.momentum = float(norm), momentum
 
     def extra_repr(self) -> str:
         return f"crop={self.crop}"
@@ -339,11 +355,14 @@ class PaperPreprocessing(nn.Module):
         crop = self.crop if self.crop is not None else (0, 0)
         crop = (crop, crop) if isinstance(crop, int) else crop
         return {
-            "config.norm": torch.tensor(self.per_image.norm, dtype=torch.float64),
+            "config.norm": torch.tensor(self.norm, dtype=torch.float64),
             "config.crop": torch.tensor(list(crop), dtype=torch.long),
             "config.momentum": torch.tensor(
-                -1.0 if self.minibatch.momentum is None else self.minibatch.momentum,
-                dtype=torch.float64,
+                -1.0 if self.momentum is None else self.momentum, dtype=torch.float64
+            ),
+            "config.steps": torch.tensor(
+                [not isinstance(self.per_image, nn.Identity),
+                 not isinstance(self.minibatch, nn.Identity)], dtype=torch.bool
             ),
         }
 
@@ -391,12 +410,16 @@ class PaperPreprocessing(nn.Module):
         mean = tensors["per_pixel.mean"]
         crop = tuple(int(c) for c in tensors["config.crop"].tolist())
         momentum = float(tensors["config.momentum"])
+        # files written before the steps could be left out have both
+        per_image, minibatch = tensors.get("config.steps", torch.ones(2, dtype=torch.bool)).tolist()
         module = cls(
             channels=mean.shape[0],
             size=tuple(mean.shape[1:]),
             crop=None if crop == (0, 0) else crop,
             norm=float(tensors["config.norm"]),
             momentum=None if momentum < 0 else momentum,
+            per_image=bool(per_image),
+            minibatch=bool(minibatch),
         )
         module.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("config.")})
         return module.to(map_location)

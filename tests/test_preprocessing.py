@@ -5,6 +5,7 @@ import torch.nn as nn
 
 from mtl_heads.augmentation import AlignedAugmentation, center_crop
 from mtl_heads.preprocessing import (
+    PREPROCESSING,
     MinibatchNormalization,
     PaperPreprocessing,
     PerImageNormalization,
@@ -120,6 +121,29 @@ def test_statistics_round_trip(tmp_path, suffix):
     assert loaded.minibatch.momentum is None
     raw = torch.randint(0, 256, (3, 1, 48, 48), dtype=torch.uint8)
     assert torch.equal(loaded.eval()(raw), pre.eval()(raw))
+
+
+def test_steps_left_out_round_trip_and_equal_plain_standardisation(tmp_path):
+    raw = torch.randint(0, 256, (32, 1, 8, 8), generator=torch.Generator().manual_seed(1),
+                        dtype=torch.uint8)
+    pre = PaperPreprocessing(size=8, crop=None, **PREPROCESSING["standard"]).fit(raw)
+    x = raw.float()
+    expected = (x - x.mean(0)) / x.std(0, unbiased=False)
+    assert torch.allclose(pre.normalize_batch(pre.standardize(raw)), expected, atol=1e-5)
+    pre.save(tmp_path / "pre.pt")
+    loaded = PaperPreprocessing.load(tmp_path / "pre.pt")
+    assert isinstance(loaded.per_image, nn.Identity) and isinstance(loaded.minibatch, nn.Identity)
+    assert torch.equal(loaded.eval()(raw), pre.eval()(raw))
+    # a file written before the steps could be left out holds all three
+    tensors = torch.load(tmp_path / "pre.pt", weights_only=True)
+    full = PaperPreprocessing(size=8, crop=None).fit(raw)
+    full.save(tmp_path / "full.pt")
+    old = torch.load(tmp_path / "full.pt", weights_only=True)
+    del old["config.steps"]
+    torch.save(old, tmp_path / "old.pt")
+    assert isinstance(PaperPreprocessing.load(tmp_path / "old.pt").minibatch,
+                      MinibatchNormalization)
+    assert tensors["config.steps"].tolist() == [False, False]
 
 
 def test_load_errors(tmp_path):
