@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop abruptly after this many steps, as if killed (for resume tests)")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
     r.add_argument("--amp", action="store_true", help="bfloat16 autocast")
-    r.add_argument("--channels-last", action="store_true", help="channels_last memory (CUDA)")
+    r.add_argument("--channels-last", action="store_true",
+                   help="channels_last memory format (faster convolutions with oneDNN on CPU "
+                        "and cuDNN on CUDA; benchmarks/memory_format.py)")
     r.add_argument("--workers", type=int, default=0,
                    help="CPU threads for torch (0: torch's default). The data set is held on the "
                         "device, so there are no loader processes")
@@ -568,7 +570,7 @@ def train_one_epoch(
         else:
             x = aug(x, params=params)
         x = pre.normalize_batch(x)
-        if args.channels_last and device.type == "cuda":
+        if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
 
         torch.manual_seed(derive_seed(args.seed, STREAM_DROPOUT, epoch, step, ctx.rank))
@@ -680,7 +682,7 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
 
     def net(x: torch.Tensor, maps: bool) -> dict[str, torch.Tensor]:
         x = pre.normalize_batch(x)
-        if args.channels_last and x.is_cuda:
+        if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(args, x.device):
             if not maps:
@@ -909,7 +911,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     prior = training_prior(train_set, args) if args.label_maps else None
     if args.head_init == "prior" and prior is not None:
         model.label_map_head.init_prior(prior)
-    if args.channels_last and device.type == "cuda":
+    if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = mtl_heads.MaskedMultiTaskLoss(
         args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing,
