@@ -40,3 +40,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords or "realdata" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def frontal_faces():
+    """``frontal_faces(n, seed)``: (n, 68, 2) float32 frontal, centred 48x48 faces
+    (SyntheticFaces' landmarks without rotation, shifted by at most 1.5 px; image-left brow at
+    17-21), so that the paper's augmentation keeps the brows and mouth inside the 42 px crop."""
+    from mtl_heads.datasets import synthetic_landmarks
+
+    def faces(n: int, seed: int) -> torch.Tensor:
+        return torch.from_numpy(synthetic_landmarks(n, seed=seed, rotation=0.0, scale=(0.85, 1.0),
+                                                    shift=1.5)[0])
+
+    return faces

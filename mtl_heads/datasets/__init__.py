@@ -35,7 +35,7 @@ from .splits import (
     source_kind,
     subset_rows,
 )
-from .synthetic import SYNTHETIC_CLASSES, SyntheticFaces
+from .synthetic import SYNTHETIC_CLASSES, SyntheticFaces, synthetic_landmarks
 from .tfd import TFD, TFD_CLASSES, read_tfd
 
 __all__ = [
@@ -71,5 +71,6 @@ __all__ = [
     "read_tfd",
     "save_landmarks",
     "SyntheticFaces",
+    "synthetic_landmarks",
     "SYNTHETIC_CLASSES",
 ]

@@ -22,7 +22,7 @@ import torch
 
 from ._base import FaceDataset
 
-__all__ = ["SyntheticFaces", "SYNTHETIC_CLASSES"]
+__all__ = ["SyntheticFaces", "SYNTHETIC_CLASSES", "synthetic_landmarks"]
 
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral",
@@ -248,25 +248,9 @@ class SyntheticFaces(FaceDataset):
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         super().__init__(transform)
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        if not isinstance(size, int) or size < 16:
-            raise ValueError(f"size must be an int >= 16 pixels, got {size!r}")
+        _check_options(num_samples, size, expression_strength, scale, class_weights, noise)
         if not 0.0 <= invalid_fraction <= 1.0:
             raise ValueError(f"invalid_fraction must be in [0, 1], got {invalid_fraction}")
-        for name, rng in (("expression_strength", expression_strength), ("scale", scale),
-                          ("noise", noise)):
-            if len(rng) != 2 or rng[0] > rng[1] or rng[0] < 0:
-                raise ValueError(
-                    f"{name} must be a (low, high) pair with 0 <= low <= high, got {rng}")
-        if class_weights is not None and (
-            len(class_weights) != len(SYNTHETIC_CLASSES) or min(class_weights) < 0
-            or sum(class_weights) <= 0
-        ):
-            raise ValueError(
-                f"class_weights must hold {len(SYNTHETIC_CLASSES)} non-negative values with a "
-                f"positive sum, got {class_weights}"
-            )
         self.size, self.seed = size, seed
         g = torch.Generator().manual_seed(seed)
         labels, params = self._draw_parameters(
@@ -325,9 +309,8 @@ class SyntheticFaces(FaceDataset):
         }
 
     @staticmethod
-    def _render(
-        p: dict[str, torch.Tensor], pixel_noise: torch.Tensor, size: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _landmarks(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+        """The faces' 68 landmarks (N, 68, 2) at ``size`` from their drawn parameters."""
         n = p["angle"].shape[0]
         k = size / 48.0
         template = _canonical_landmarks().expand(n, -1, -1).clone()
@@ -372,7 +355,19 @@ class SyntheticFaces(FaceDataset):
         sc = p["scale"][:, None]
         xr = sc * (c * x - sn * y) + cx + p["shift"][:, 0:1]
         yr = sc * (sn * x + c * y) + cy + p["shift"][:, 1:2]
-        pts = torch.stack([(xr + 0.5) * k - 0.5, (yr + 0.5) * k - 0.5], -1)
+        return torch.stack([(xr + 0.5) * k - 0.5, (yr + 0.5) * k - 0.5], -1)
+
+    @staticmethod
+    def _render(
+        p: dict[str, torch.Tensor], pixel_noise: torch.Tensor, size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = p["angle"].shape[0]
+        k = size / 48.0
+        cx, cy = 23.5, 24.0
+        jit = p["feature_jitter"]
+        c, sn = torch.cos(p["angle"])[:, None], torch.sin(p["angle"])[:, None]
+        sc = p["scale"][:, None]
+        pts = SyntheticFaces._landmarks(p, size)
 
         coords = torch.arange(size, dtype=torch.float32)
         ys, xs = torch.meshgrid(coords, coords, indexing="ij")
@@ -451,3 +446,70 @@ class SyntheticFaces(FaceDataset):
 
     def extra_repr(self) -> str:
         return f"seed={self.seed}"
+
+
+def _check_options(
+    num_samples: int, size: int, expression_strength: tuple[float, float],
+    scale: tuple[float, float], class_weights: Sequence[float] | None,
+    noise: tuple[float, float] = (0.0, 0.0),
+) -> None:
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    if not isinstance(size, int) or size < 16:
+        raise ValueError(f"size must be an int >= 16 pixels, got {size!r}")
+    for name, rng in (("expression_strength", expression_strength), ("scale", scale),
+                      ("noise", noise)):
+        if len(rng) != 2 or rng[0] > rng[1] or rng[0] < 0:
+            raise ValueError(
+                f"{name} must be a (low, high) pair with 0 <= low <= high, got {rng}")
+    if class_weights is not None and (
+        len(class_weights) != len(SYNTHETIC_CLASSES) or min(class_weights) < 0
+        or sum(class_weights) <= 0
+    ):
+        raise ValueError(
+            f"class_weights must hold {len(SYNTHETIC_CLASSES)} non-negative values with a "
+            f"positive sum, got {class_weights}"
+        )
+
+
+def synthetic_landmarks(
+    num_samples: int,
+    size: int = 48,
+    seed: int = 0,
+    *,
+    expression_strength: tuple[float, float] = (0.35, 1.0),
+    rotation: float = 15.0,
+    scale: tuple[float, float] = (0.85, 1.1),
+    shift: float = 3.0,
+    identity: float = 1.0,
+    class_weights: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The landmarks and labels of :class:`SyntheticFaces`, without drawing the images.
+
+    For code that needs plausible 68-point faces and not pixels (testing an augmentation, a
+    rasteriser or a metric): the same arguments give the same landmarks and labels as
+    ``SyntheticFaces(num_samples, size, seed, ...)``, in a fraction of its time.
+
+    Args:
+        num_samples, size, seed, expression_strength, rotation, scale, shift, identity,
+            class_weights: as for :class:`SyntheticFaces`.
+
+    Returns:
+        ``(landmarks, labels)``: float32 ``(N, 68, 2)`` (x, y) with pixel centres at integers, and
+        int64 ``(N,)`` class ids.
+
+    Examples:
+        >>> landmarks, labels = synthetic_landmarks(4, seed=1)
+        >>> landmarks.shape, labels.shape
+        ((4, 68, 2), (4,))
+        >>> bool((landmarks == SyntheticFaces(4, seed=1).landmarks).all())
+        True
+    """
+    _check_options(num_samples, size, expression_strength, scale, class_weights)
+    g = torch.Generator().manual_seed(seed)
+    labels, params = SyntheticFaces._draw_parameters(
+        g, num_samples, expression_strength, rotation, scale, shift, (0.0, 0.0), identity,
+        class_weights,
+    )
+    points = SyntheticFaces._landmarks(params, size)
+    return points.numpy().astype(np.float32), labels.numpy()
