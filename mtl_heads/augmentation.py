@@ -23,6 +23,7 @@ from kornia.augmentation import GeometricAugmentationBase2D
 from kornia.geometry.keypoints import Keypoints
 from kornia.geometry.linalg import transform_points
 
+from ._utils import size_pair
 from .landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
 
 __all__ = [
@@ -32,19 +33,6 @@ __all__ = [
     "ten_crop_views",
     "predict_ten_crop",
 ]
-
-
-def _size_pair(size: int | Sequence[int], what: str) -> tuple[int, int]:
-    if isinstance(size, int):
-        h = w = size
-    else:
-        size = tuple(size)
-        if len(size) != 2:
-            raise ValueError(f"{what} must be an int or (height, width), got {size}")
-        h, w = int(size[0]), int(size[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{what} must be positive, got ({h}, {w})")
-    return h, w
 
 
 def _check_images(images: Any) -> None:
@@ -91,7 +79,7 @@ def center_crop(images: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor
                   [ 9., 10.]]]])
     """
     _check_images(images)
-    h, w = _size_pair(size, "size")
+    h, w = size_pair(size, "size")
     _check_crop(images, (h, w))
     top, left = (images.shape[-2] - h) // 2, (images.shape[-1] - w) // 2
     return images[..., top : top + h, left : left + w]
@@ -121,7 +109,7 @@ def ten_crop_views(images: torch.Tensor, size: int | Sequence[int]) -> torch.Ten
         torch.Size([10, 2, 1, 42, 42])
     """
     _check_images(images)
-    h, w = _size_pair(size, "size")
+    h, w = size_pair(size, "size")
     _check_crop(images, (h, w))
     height, width = images.shape[-2:]
     views = []
@@ -309,7 +297,7 @@ class AlignedAugmentation(nn.Module):
         self.shift = shift
         self.rotation = float(rotation)
         self.zoom = float(zoom)
-        self.crop = _size_pair(crop, "crop")
+        self.crop = size_pair(crop, "crop")
         self.flip_index = _check_permutation(flip_index, "flip_index")
         self.mask_flip_channels = _check_permutation(mask_flip_channels, "mask_flip_channels")
         self.p_flip = float(p_flip)

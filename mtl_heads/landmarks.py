@@ -18,6 +18,8 @@ from typing import Literal
 
 import torch
 
+from ._utils import size_pair
+
 __all__ = [
     "JAW",
     "LEFT_BROW",
@@ -211,18 +213,6 @@ def mirror_channels(
     return tuple(perm)
 
 
-def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        h = w = size
-    else:
-        if len(size) != 2:
-            raise ValueError(f"size must be an int or (height, width), got {tuple(size)}")
-        h, w = (int(s) for s in size)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size must be positive, got ({h}, {w})")
-    return h, w
-
-
 def _segment_distance2(
     px: torch.Tensor, py: torch.Tensor, a: torch.Tensor, b: torch.Tensor
 ) -> torch.Tensor:
@@ -393,7 +383,7 @@ def landmarks_to_label_maps(
         )
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    height, width = _size_pair(size)
+    height, width = size_pair(size)
     batch = landmarks.shape[0]
     dtype = landmarks.dtype if landmarks.is_floating_point() else torch.float32
     device = landmarks.device
@@ -475,7 +465,7 @@ def landmarks_to_heatmaps(
         raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
     if landmarks.ndim != 3 or landmarks.shape[-1] != 2:
         raise ValueError(f"landmarks must be (B, N, 2), got shape {tuple(landmarks.shape)}")
-    height, width = _size_pair(size)
+    height, width = size_pair(size)
     batch, n = landmarks.shape[:2]
     if groups is not None:
         groups = tuple(groups)

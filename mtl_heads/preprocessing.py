@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ._utils import size_pair
 from .augmentation import center_crop
 
 __all__ = [
@@ -140,7 +141,7 @@ class PerPixelStandardization(nn.Module):
         self, channels: int = 1, size: int | tuple[int, int] = 48, eps: float = 1e-6
     ) -> None:
         super().__init__()
-        h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        h, w = size_pair(size)
         self.eps = float(eps)
         self.register_buffer("mean", torch.zeros(channels, h, w))
         self.register_buffer("std", torch.ones(channels, h, w))

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._utils import size_pair
 from ._base import FaceDataset
 
 __all__ = ["ImageFolderFaces", "read_image_folder", "list_image_folder"]
@@ -22,13 +23,6 @@ IMAGE_EXTENSIONS = (
     ".pgm",
     ".ppm",
 )
-
-
-def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, int) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(s, int) and s > 0 for s in pair):
-        raise ValueError(f"size must be a positive int or (H, W), got {size!r}")
-    return pair  # type: ignore[return-value]
 
 
 def list_image_folder(
@@ -98,7 +92,7 @@ def read_image_folder(
         class names, relative file names (see :func:`list_image_folder` for the order).
     """
     root = Path(root)
-    h, w = _size_pair(size)
+    h, w = size_pair(size)
     classes, files = list_image_folder(root, extensions)
     index = {c: i for i, c in enumerate(classes)}
     images = np.empty((len(files), h, w) if grayscale else (len(files), h, w, 3), dtype=np.uint8)
@@ -157,7 +151,7 @@ class ImageFolderFaces(FaceDataset):
     ) -> None:
         super().__init__(transform)
         self.root = Path(root)
-        self.size = _size_pair(size)
+        self.size = size_pair(size)
         self.grayscale = grayscale
         images, labels, classes, files = read_image_folder(
             self.root, self.size, grayscale, extensions
