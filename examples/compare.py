@@ -758,7 +758,8 @@ def plot_efficiency(eff: dict[str, dict[float, list[float]]], diff: dict[str, di
         ax.set_xlabel("% of Training")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no pairs yet: no differences to label
+            ax.legend(fontsize=8)
         ticks = sorted({100 * f for by_f in eff.values() for f in by_f})
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()

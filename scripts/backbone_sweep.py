@@ -294,6 +294,8 @@ def summarize(out: Path, path: Path) -> None:
         torch=torch.__version__.split("+")[0],
         batch=BATCH,
         sweep_seconds=round(seconds),
+        families=families(),
+        ci_families=list(CI_FAMILIES),
         rows=[rows[k] for k in sorted(rows)],
     )
     path.write_text(json.dumps(summary, indent=1) + "\n")

@@ -14,8 +14,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from backbone_sweep import CI_FAMILIES, families  # scripts/ is sys.path[0] when run
-
 ROOT = Path(__file__).resolve().parents[1]
 
 PAGE = ROOT / "docs" / "backbones.md"
@@ -129,7 +127,7 @@ def _coverage(summary: dict, fams: list[str]) -> str:
 def render(summary: dict | None = None) -> str:
     summary = summary or json.loads(SUMMARY.read_text())
     by = {(r["family"], r["size"], r["head"]): r for r in summary["rows"]}
-    fams = sorted(set(families()) | {r["family"] for r in summary["rows"]})
+    fams = sorted(set(summary["families"]) | {r["family"] for r in summary["rows"]})
     counts: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for fam in fams:
         for size in (48, 42):
@@ -151,7 +149,7 @@ def render(summary: dict | None = None) -> str:
         timm=summary["timm"],
         batch=summary["batch"],
         coverage=_coverage(summary, fams),
-        n_ci=len(CI_FAMILIES),
+        n_ci=len(summary["ci_families"]),
         counts="\n".join(count_rows),
     )
     lines = [
@@ -178,7 +176,7 @@ def render(summary: dict | None = None) -> str:
         )
         adapted = ref.get("adapted") or "–"
         runs_at = ref.get("runs_at", "–")
-        ci = " (CI)" if fam in CI_FAMILIES else ""
+        ci = " (CI)" if fam in summary["ci_families"] else ""
         cells = " | ".join(_cell(rows[s, h]) for s in (48, 42) for h in ("spatial", "linear"))
         peak = max((r.get("peak_mb", 0) for r in rows.values() if r), default=0)
         peak_text = f"{peak:,}" if peak else "–"

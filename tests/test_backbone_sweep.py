@@ -5,29 +5,11 @@ page makes; the slow ones rerun a fixed sample of families through ``create_mode
 each run with its row (status, adaptation, size it runs at, parameter counts).
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+from file_modules import load
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = _script("backbone_sweep")
-table = _script("make_backbone_table")
+sweep = load("scripts/backbone_sweep.py")
+table = load("scripts/make_backbone_table.py")
 SUMMARY = __import__("json").loads(table.SUMMARY.read_text())
 ROWS = {(r["family"], r["size"], r["head"]): r for r in SUMMARY["rows"]}
 

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import timm
 import torch
+from file_modules import load
 from safetensors.torch import save_file
 from trained_runs import CLASSES, write_run
 
@@ -115,12 +114,7 @@ def test_timm_loads_any_backbone_from_the_deploy_file(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_a_real_train_py_run_loads(tmp_path) -> None:
-    if "train_example" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("train_example", ROOT / "examples/train.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["train_example"] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    train = sys.modules["train_example"]
+    train = load("examples/train.py")
     out = tmp_path / "run"
     assert train.main(["--data", "synthetic", "--synthetic-train", "96", "--synthetic-test", "32",
                        "--backbone", "test_resnet", "--epochs", "1", "--batch-size", "32",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from file_modules import load
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--data", "synthetic", "--synthetic-train", "120", "--synthetic-test", "48",
@@ -23,20 +22,10 @@ STUDY = {
 }
 
 
-def load(name: str):
-    if name not in sys.modules:
-        sys.path.insert(0, str(ROOT / "examples"))
-        spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The tiny study run once in-process: (root, compare module, printed output)."""
-    compare = load("compare")
+    compare = load("examples/compare.py")
     root = tmp_path_factory.mktemp("study")
     (root / "tiny.json").write_text(json.dumps(STUDY))
     argv = ["run", str(root / "tiny.json"), "--jobs", "1", "--output", str(root / "runs"),
@@ -174,7 +163,7 @@ def test_estimate_from_measured_rates(study, capsys) -> None:
 
 
 def test_paired_runs_share_the_trunk_initialisation() -> None:
-    train = load("train")
+    train = load("examples/train.py")
     args = train.build_parser().parse_args(["--data", "synthetic", "--output", "-"])
 
     def trunk(label_maps: int, seed: int) -> dict[str, torch.Tensor]:
@@ -188,7 +177,7 @@ def test_paired_runs_share_the_trunk_initialisation() -> None:
 
 
 def test_train_options_after_double_dash() -> None:
-    compare = load("compare")
+    compare = load("examples/compare.py")
     args = compare.parse_args(["run", "s.json", "--jobs", "1", "--", "--data", "x.csv", "--amp"])
     assert (args.study, args.jobs, args.train_args) == ("s.json", 1, ["--data", "x.csv", "--amp"])
     assert compare.parse_args(["run", "s.json"]).train_args == []
@@ -203,7 +192,7 @@ def test_train_options_after_double_dash() -> None:
     ({"name": ""}, "'name' must be"),
 ])
 def test_bad_study_files_name_the_culprit(tmp_path, change, message) -> None:
-    compare = load("compare")
+    compare = load("examples/compare.py")
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({**STUDY, **change}))
     with pytest.raises(ValueError, match=message):
@@ -212,14 +201,14 @@ def test_bad_study_files_name_the_culprit(tmp_path, change, message) -> None:
 
 
 def test_committed_studies_are_valid() -> None:
-    compare = load("compare")
+    compare = load("examples/compare.py")
     for path in sorted((ROOT / "examples" / "studies").glob("*.json")):
         spec = compare.load_study(path)
         assert compare.plan(spec, Path("runs"), [], threads=1)
 
 
 def test_committed_tables_match_committed_summaries(tmp_path) -> None:
-    compare = load("compare")
+    compare = load("examples/compare.py")
     page, block = compare.render(ROOT / "results", tmp_path)
     assert (ROOT / "docs" / "results_study.md").read_text() == page, (
         "docs/results_study.md is out of date: run `python examples/compare.py report`")
@@ -230,7 +219,7 @@ def test_committed_tables_match_committed_summaries(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_and_probe(tmp_path) -> None:
-    compare = load("compare")
+    compare = load("examples/compare.py")
     (tmp_path / "tiny.json").write_text(json.dumps(STUDY))
     common = [str(tmp_path / "tiny.json"), "--output", str(tmp_path / "runs"), "--results",
               str(tmp_path / "results")]

@@ -6,13 +6,12 @@ chromium``) or KaTeX is missing (``npm ci``); CI installs both.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from file_modules import load
 
 ROOT = Path(__file__).resolve().parents[1]
 # A 1x1 PNG, so the good page has an image that loads.
@@ -22,21 +21,13 @@ PIXEL_PNG = bytes.fromhex(
 )
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-check_docs_site = _load("check_docs_site", ROOT / "scripts" / "check_docs_site.py")
+check_docs_site = load("scripts/check_docs_site.py")
 
 
 @pytest.fixture(scope="module")
 def katex_hook() -> ModuleType:
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (docs extra)")
-    return _load("katex_hook", ROOT / "docs" / "hooks" / "katex.py")
+    return load("docs/hooks/katex.py")
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ docs tell users to run), as the Kaggle csv and as the Kaggle JPEG folder; nothin
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from file_modules import load
 
 from mtl_heads.datasets import (
     FER2013,
@@ -33,15 +33,6 @@ COUNTS = {
 SUBSET = 1000  # images annotated in CI
 
 
-def _exporter():
-    spec = importlib.util.spec_from_file_location(
-        "export_fer2013", ROOT / "scripts" / "export_fer2013.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def fer_arrays(fer2013_npz):
     with np.load(fer2013_npz, allow_pickle=False) as d:
@@ -54,7 +45,7 @@ def fer_arrays(fer2013_npz):
 def fer_export(fer_arrays, tmp_path_factory):
     """The copy as ``fer2013.csv`` + ``fer2013new.csv`` + the Kaggle JPEG folder."""
     out = tmp_path_factory.mktemp("fer2013")
-    ex = _exporter()
+    ex = load("scripts/export_fer2013.py")
     a = fer_arrays
     ex.write_csv(a["images"], a["labels"], a["split"], out / "fer2013.csv")
     ex.write_ferplus(a["ferplus_votes"], a["split"], out / "fer2013new.csv")
@@ -141,7 +132,8 @@ def test_annotate_subset(fer_arrays, fer_export, tmp_path) -> None:
 
     a = fer_arrays
     csv = tmp_path / "fer2013_subset.csv"
-    _exporter().write_csv(a["images"][:SUBSET], a["labels"][:SUBSET], a["split"][:SUBSET], csv)
+    load("scripts/export_fer2013.py").write_csv(a["images"][:SUBSET], a["labels"][:SUBSET],
+                                                a["split"][:SUBSET], csv)
     out = tmp_path / "lm.npz"
     t = time.perf_counter()
     assert main(["annotate", str(csv), "-o", str(out), "--workers", "2", "--no-progress"]) == 0

@@ -5,12 +5,10 @@ resume and torchrun tests start processes, since a process boundary is what they
 """
 
 import contextlib
-import functools
 import io
 import json
 import os
 import re
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from file_modules import load
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "examples" / "train.py"
@@ -27,14 +26,8 @@ TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "
 TIMING = ("epoch_time", "samples_per_s", "train_time_s", "eval_time_s")
 
 
-@functools.cache
-def load_script(path: Path) -> SimpleNamespace:
-    """An example or script file's globals (``runpy``: nothing is added to ``sys.path``)."""
-    return SimpleNamespace(**runpy.run_path(str(path), run_name=path.stem))
-
-
 def load_train_module() -> SimpleNamespace:
-    return load_script(TRAIN)
+    return load("examples/train.py")
 
 
 def call_main(path: Path, *args: str) -> SimpleNamespace:
@@ -42,7 +35,7 @@ def call_main(path: Path, *args: str) -> SimpleNamespace:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = load_script(path).main(list(args))
+            code = load(str(path.relative_to(ROOT))).main(list(args))
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
             if not isinstance(exit_.code, int | None):
