@@ -50,6 +50,7 @@ from mtl_heads.augmentation import (  # noqa: E402
     center_crop,
     ten_crop_views,
 )
+from mtl_heads.checkpoint import METADATA_KEY, read_checkpoint  # noqa: E402
 from mtl_heads.datasets import SPLIT_OPTIONS, FaceDataset, load_splits, source_kind  # noqa: E402
 from mtl_heads.landmarks import (  # noqa: E402
     FLIP_INDEX_68,
@@ -475,20 +476,15 @@ def save_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Mo
         meta["optim_groups"] = sd["param_groups"]
         meta["optim_scalars"] = scalars
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"mtl_heads_train": json.dumps(meta)})
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
     os.replace(tmp, path)  # atomic: a kill during the write keeps the previous checkpoint
 
 
 def load_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Module,
                     optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-    tensors = load_file(str(path))
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["mtl_heads_train"])
+    tensors, meta = read_checkpoint(path)
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
