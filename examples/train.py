@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--early-stop", type=int, default=0, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation accuracy (0: off)")
     t.add_argument("--tta", action="store_true",
-                   help="also report 10-crop test-time-augmentation accuracy at the end")
+                   help="also report the test splits' 10-crop test-time-augmentation accuracy "
+                        "at the end (validation, which selects the epoch, stays centre crop)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, help="output folder (metrics, checkpoints)")
@@ -1031,8 +1032,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         final["selected"] = {"by": "last epoch", "epoch": len(state["history"])}
     tic = time.perf_counter()
     if val_set is not None:
-        final["val"] = validate(model, pre, val_set, args, num_classes, ctx, tta=args.tta,
-                                prior=prior)
+        final["val"] = validate(model, pre, val_set, args, num_classes, ctx, prior=prior)
     final["test"] = evaluate_tests(model, pre, data, args, device, ctx, prior=prior)
     final["eval_time_s"] = time.perf_counter() - tic
     if ctx.main:
