@@ -116,11 +116,16 @@ def check_study(spec: Any, where: str) -> dict[str, Any]:
     for key in ("name", "arms", "blocks"):
         if key not in spec:
             fail(f"missing key {key!r} (expected name, arms, blocks; optional description, "
-                 "options)")
+                 "options, metrics)")
     if not isinstance(spec["name"], str) or not spec["name"] or "/" in spec["name"]:
         fail(f"'name' must be a non-empty string without '/', got {spec['name']!r}")
     spec.setdefault("description", "")
     spec.setdefault("options", [])
+    metrics = spec.setdefault("metrics", None)
+    if metrics is not None and not (isinstance(metrics, list) and metrics
+                                    and all(isinstance(m, str) for m in metrics)):
+        fail(f"'metrics' must be a non-empty list of metric names (e.g. 'validation', "
+             f"'PublicTest 10-crop'), got {metrics!r}")
     arms = spec["arms"]
     if not isinstance(arms, dict) or not arms:
         fail("'arms' must be an object of arm name -> list of examples/train.py options")
@@ -622,6 +627,10 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
         for arm_runs in by_arm.values():
             for s in arm_runs.values():
                 metric_names += [m for m in metrics_of(s) if m not in metric_names]
+        if study.get("metrics"):  # the study names what it reports (the first decides)
+            metric_names = [m for m in study["metrics"] if m in metric_names]
+            if not metric_names:
+                continue
         primary = primary or metric_names[0]
         lines += [f"#### {fraction:.0%} of Training", "",
                   "| arm | n | " + " | ".join(metric_names)

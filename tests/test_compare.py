@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,7 @@ def test_train_options_after_double_dash() -> None:
     ({"blocks": [{"name": "b", "arms": ["baseline"], "seeds": [0], "fractions": [1.5]}]},
      r"fractions must be in \(0, 1\]"),
     ({"name": ""}, "'name' must be"),
+    ({"metrics": "validation"}, "'metrics' must be"),
 ])
 def test_bad_study_files_name_the_culprit(tmp_path, change, message) -> None:
     compare = load("examples/compare.py")
@@ -198,6 +200,20 @@ def test_bad_study_files_name_the_culprit(tmp_path, change, message) -> None:
     with pytest.raises(ValueError, match=message):
         compare.load_study(path)
     assert compare.main(["run", str(path), "--estimate"]) == 2
+
+
+def test_a_study_reports_only_the_metrics_it_names(study, tmp_path) -> None:
+    root, compare, _ = study
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    page, _ = compare.render(results, tmp_path / "img")
+    assert "test 10-crop" in page
+    spec = json.loads((results / "tiny" / "study.json").read_text())
+    (results / "tiny" / "study.json").write_text(json.dumps({**spec, "metrics": ["validation"]}))
+    page, block = compare.render(results, tmp_path / "img")
+    assert "test 10-crop" not in page and "test centre crop" not in page
+    assert "| arm | n | validation | label-map IoU (val) |" in page
+    assert "| validation |" in block
 
 
 def test_committed_studies_are_valid() -> None:
