@@ -446,3 +446,21 @@ def test_linear_head_gap_is_refused_at_build() -> None:
     model = create_model("sequencer2d_s", num_classes=7, in_chans=1, img_size=48).eval()
     x = torch.randn(2, 1, 48, 48)
     assert torch.equal(model(x)["logits"], model.deploy()(x))
+
+
+def test_linear_head_refuses_a_classifier_fed_another_vector() -> None:
+    # efficientvit_msra's head is BatchNorm1d + Linear and get_classifier() is the Linear: the
+    # pooled vector of forward_head(pre_logits=True) is not what the classifier reads
+    with pytest.raises(ValueError, match=r"efficientvit_m0 cannot feed the linear label-map "
+                       r"head: its classifier \(Linear\) receives a \(1, 192\) vector other"):
+        create_model("efficientvit_m0", num_classes=7, in_chans=1, img_size=48, head="linear")
+
+
+def test_linear_head_with_a_1x1_conv_classifier() -> None:
+    # dpn classifies with a 1x1 conv on the pooled (B, D, 1, 1) map
+    model = create_model("dpn48b", num_classes=7, in_chans=1, img_size=48, head="linear").eval()
+    assert isinstance(model.backbone.get_classifier(), torch.nn.Conv2d)
+    x = torch.randn(2, 1, 48, 48)
+    out = model(x)
+    assert out["label_maps"].shape == (2, 3, 48, 48)
+    assert torch.equal(out["logits"], model.deploy()(x))

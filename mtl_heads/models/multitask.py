@@ -116,11 +116,14 @@ def _input_channels(backbone: nn.Module) -> int:
     return int(cfg.get("input_size", (3,))[0])
 
 
-def _probe_input(backbone: nn.Module, size: tuple[int, int]) -> torch.Tensor:
-    # zeros, not randn: a probe must not move the caller's random stream
+def _probe_input(backbone: nn.Module, size: tuple[int, int], noise: bool = False) -> torch.Tensor:
+    # zeros, or noise from a generator of its own: a probe must not move the caller's stream
     weight = next(backbone.parameters(), None)
     kwargs = {} if weight is None else {"device": weight.device, "dtype": weight.dtype}
-    return torch.zeros(1, _input_channels(backbone), *size, **kwargs)
+    shape = (1, _input_channels(backbone), *size)
+    if not noise:
+        return torch.zeros(shape, **kwargs)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(**kwargs)
 
 
 def _probe(run: Callable[[], Any], module: nn.Module) -> Exception | None:
@@ -137,41 +140,54 @@ def _probe(run: Callable[[], Any], module: nn.Module) -> Exception | None:
     return None
 
 
-def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> str | None:
-    """Why ``get_classifier()`` does not see a pooled ``(B, D)`` vector at ``img_size``, or None.
+def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> tuple[str | None, bool]:
+    """Why ``get_classifier()`` does not read the pre-logits vector at ``img_size`` (or None),
+    and whether it takes that vector as a ``(B, D, 1, 1)`` map (a 1x1-conv classifier).
 
     One probe forward at batch 1 records what the classifier receives in the backbone's own
     forward and what ``forward_head(..., pre_logits=True)`` returns; the linear head needs both
-    to be the same ``(B, D)`` vector. A forward that fails at this size is not a gap of the head
-    (``create_model`` handles sizes) and returns None.
+    to be the same pooled ``(B, D)`` vector, value for value (a family that normalises the
+    pooled vector inside its head, between the two, would train a classifier on one vector and
+    deploy it on another). A forward that fails at this size is not a gap of the head
+    (``create_model`` handles sizes) and returns ``(None, False)``.
     """
     classifier = backbone.get_classifier()
-    seen: list[tuple[int, ...]] = []
-    handle = classifier.register_forward_pre_hook(
-        lambda _module, args: seen.append(tuple(args[0].shape))
-    )
-    pre: list[tuple[int, ...]] = []
+    seen: list[torch.Tensor] = []
+    handle = classifier.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    pre: list[torch.Tensor] = []
 
     def run() -> None:
-        x = _probe_input(backbone, img_size)
+        x = _probe_input(backbone, img_size, noise=True)  # zeros can pool to zeros
         try:
             backbone(x)
         finally:
             handle.remove()
         features = backbone.forward_features(x)
-        pre.append(tuple(backbone.forward_head(features, pre_logits=True).shape))
+        pre.append(backbone.forward_head(features, pre_logits=True))
 
     if _probe(run, backbone) is not None:
-        return None
-    flat = [s[:2] if len(s) == 4 and s[2:] == (1, 1) else s for s in seen]
-    if len(flat) == 1 and len(flat[0]) == 2 and pre[0] in (flat[0], (*flat[0], 1, 1)):
-        return None
-    got = ", ".join(str(s) for s in seen) or "no input (it is never called as one module)"
+        return None, False
+    shapes = [tuple(t.shape) for t in seen]
+    flat = [t.flatten(1) if t.ndim == 4 and t.shape[2:] == (1, 1) else t for t in seen]
+    p = pre[0].flatten(1) if pre[0].ndim == 4 and pre[0].shape[2:] == (1, 1) else pre[0]
+    size = f"{img_size[0]}x{img_size[1]}"
+    if len(flat) == 1 and flat[0].ndim == 2 and flat[0].shape == p.shape:
+        # relative to the vector's scale (freshly built trunks can pool to ~1e-4): a norm layer
+        # at init between the two (running var 1, eps 1e-5) changes it by ~5e-6, float rounding
+        # of the same operations by ~1e-7
+        if (flat[0] - p).abs().max() <= 1e-6 * p.abs().max():
+            return None, seen[0].ndim == 4
+        return (
+            f"its classifier ({type(classifier).__name__}) receives a {tuple(p.shape)} vector "
+            f"other than the one forward_head(pre_logits=True) returns at {size} (the family "
+            "transforms the pooled vector inside its head, e.g. a norm, before the classifier)"
+        ), False
+    got = ", ".join(str(s) for s in shapes) or "no input (it is never called as one module)"
     return (
         f"its classifier ({type(classifier).__name__}) receives {got} and "
-        f"forward_head(pre_logits=True) returns {pre[0]} at {img_size[0]}x{img_size[1]}, not one "
+        f"forward_head(pre_logits=True) returns {tuple(pre[0].shape)} at {size}, not one "
         "pooled (B, D) vector (the family pools inside its classifier, or not at all)"
-    )
+    ), False
 
 
 class _InputResize:
@@ -277,6 +293,7 @@ class MultiTaskModel(nn.Module):
         self.head_kind: str | None = None
         self.label_map_head: LabelMapHead | None = None
         self.intermediate_indices: list[int] | None = None
+        self._classifier_takes_map = False
         if label_maps == 0:
             if head is not None:
                 raise ValueError(f"head={head!r} given with label_maps=0 (baseline has no head)")
@@ -312,7 +329,7 @@ class MultiTaskModel(nn.Module):
                     )
                 img_size = cfg["input_size"][-2:]
             img_size = _to_2tuple(img_size, "img_size")
-            gap = _linear_head_gap(backbone, img_size)
+            gap, self._classifier_takes_map = _linear_head_gap(backbone, img_size)
             if gap is not None:
                 raise ValueError(
                     f"{name} cannot feed the linear label-map head: {gap}; use head='spatial'"
@@ -406,7 +423,11 @@ class MultiTaskModel(nn.Module):
         pre_logits = self.backbone.forward_head(
             self.backbone.forward_features(x), pre_logits=True
         )
-        logits = self.backbone.get_classifier()(pre_logits)
+        classifier = self.backbone.get_classifier()
+        if self._classifier_takes_map:  # a 1x1-conv classifier (dpn): (B, D, 1, 1) in and out
+            logits = classifier(pre_logits.reshape(*pre_logits.shape[:2], 1, 1)).flatten(1)
+        else:
+            logits = classifier(pre_logits)
         return {"logits": logits, "label_maps": head(pre_logits, size)}
 
     def deploy(self) -> nn.Module:
