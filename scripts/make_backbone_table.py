@@ -90,6 +90,12 @@ ValueError: sequencer2d_s cannot feed the linear label-map head: its classifier 
 receives (1, 3, 3, 384) and forward_head(pre_logits=True) returns (1, 384) at 48x48, not one
 pooled (B, D) vector (the family pools inside its classifier, or not at all); use head='spatial'
 ```
+
+The same probe (a noise image, so that the pooled vector is not zero) also compares the values:
+a family whose head transforms the pooled vector before the classifier (efficientvit_msra:
+`BatchNorm1d` then the `Linear` that `get_classifier()` returns) would train the classifier on
+one vector and deploy it on another, and is refused too. A 1×1-convolution classifier (dpn)
+receives the pooled vector as a `(B, D, 1, 1)` map, which the linear head hands it the same way.
 """
 
 
