@@ -72,7 +72,7 @@ MAP_LEVELS = 16
 STREAM_INIT, STREAM_ORDER, STREAM_AUGMENT, STREAM_DROPOUT = 0, 1, 2, 3
 # Options that may change when a run is resumed (everything else must match the checkpoint).
 RESUMABLE = {"resume", "output", "quiet", "device", "workers", "stop_after_steps",
-             "checkpoint_every", "epochs", "early_stop", "tta"}
+             "checkpoint_every", "epochs", "early_stop", "tta", "channels_last"}
 
 
 class TrainingError(RuntimeError):
