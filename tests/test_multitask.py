@@ -464,3 +464,19 @@ def test_linear_head_with_a_1x1_conv_classifier() -> None:
     out = model(x)
     assert out["label_maps"].shape == (2, 3, 48, 48)
     assert torch.equal(out["logits"], model.deploy()(x))
+
+
+def test_linear_head_refuses_logits_with_another_term() -> None:
+    # volo adds 0.5 x the max of an auxiliary token head to its classifier's logits
+    with pytest.raises(ValueError, match=r"volo_d1_224 cannot feed the linear label-map head: "
+                       r"its logits at 48x48 are not its classifier's \(Linear\) output"):
+        create_model("volo_d1_224", num_classes=7, in_chans=1, img_size=48, head="linear")
+
+
+def test_space_to_depth_stem_takes_the_users_channels() -> None:
+    # tresnet folds 4 x 4 pixels into channels before its first conv (16 x in_chans inputs)
+    model = create_model("tresnet_m", num_classes=7, in_chans=1, img_size=48).eval()
+    x = torch.randn(2, 1, 48, 48)
+    out = model(x)
+    assert out["label_maps"].shape == (2, 3, 48, 48)
+    assert torch.equal(out["logits"], model.deploy()(x))

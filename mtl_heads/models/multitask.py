@@ -23,6 +23,7 @@ from typing import Any
 
 import timm
 import torch
+from timm.layers import SpaceToDepth
 from torch import nn
 
 from mtl_heads.heads import (
@@ -109,9 +110,14 @@ def _family(backbone: nn.Module) -> str:
 
 
 def _input_channels(backbone: nn.Module) -> int:
+    """The image channels the backbone takes: its first convolution's input channels, divided
+    by the pixels a space-to-depth stem (tresnet) folds into channels before it."""
+    folded = 1
     for module in backbone.modules():
+        if isinstance(module, SpaceToDepth):
+            folded = module.bs * module.bs
         if isinstance(module, nn.Conv2d):
-            return module.in_channels
+            return module.in_channels // folded
     cfg = getattr(backbone, "pretrained_cfg", None) or {}
     return int(cfg.get("input_size", (3,))[0])
 
@@ -140,6 +146,13 @@ def _probe(run: Callable[[], Any], module: nn.Module) -> Exception | None:
     return None
 
 
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float rounding, relative to the scale of ``b`` (freshly built trunks can
+    pool to ~1e-4): a norm layer at init between two (running var 1, eps 1e-5) changes a
+    vector by ~5e-6 relative, rounding of the same operations by ~1e-7."""
+    return a.shape == b.shape and bool((a - b).abs().max() <= 1e-6 * b.abs().max())
+
+
 def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> tuple[str | None, bool]:
     """Why ``get_classifier()`` does not read the pre-logits vector at ``img_size`` (or None),
     and whether it takes that vector as a ``(B, D, 1, 1)`` map (a 1x1-conv classifier).
@@ -148,18 +161,20 @@ def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> tuple[st
     forward and what ``forward_head(..., pre_logits=True)`` returns; the linear head needs both
     to be the same pooled ``(B, D)`` vector, value for value (a family that normalises the
     pooled vector inside its head, between the two, would train a classifier on one vector and
-    deploy it on another). A forward that fails at this size is not a gap of the head
-    (``create_model`` handles sizes) and returns ``(None, False)``.
+    deploy it on another), and the backbone's logits must be the classifier's output on it
+    alone. A forward that fails at this size is not a gap of the head (``create_model`` handles
+    sizes) and returns ``(None, False)``.
     """
     classifier = backbone.get_classifier()
     seen: list[torch.Tensor] = []
     handle = classifier.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
     pre: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
 
     def run() -> None:
         x = _probe_input(backbone, img_size, noise=True)  # zeros can pool to zeros
         try:
-            backbone(x)
+            logits.append(backbone(x))
         finally:
             handle.remove()
         features = backbone.forward_features(x)
@@ -172,11 +187,17 @@ def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> tuple[st
     p = pre[0].flatten(1) if pre[0].ndim == 4 and pre[0].shape[2:] == (1, 1) else pre[0]
     size = f"{img_size[0]}x{img_size[1]}"
     if len(flat) == 1 and flat[0].ndim == 2 and flat[0].shape == p.shape:
-        # relative to the vector's scale (freshly built trunks can pool to ~1e-4): a norm layer
-        # at init between the two (running var 1, eps 1e-5) changes it by ~5e-6, float rounding
-        # of the same operations by ~1e-7
-        if (flat[0] - p).abs().max() <= 1e-6 * p.abs().max():
-            return None, seen[0].ndim == 4
+        if _close(flat[0], p):
+            takes_map = seen[0].ndim == 4
+            with torch.no_grad():
+                own = classifier(p[:, :, None, None] if takes_map else p).flatten(1)
+            if isinstance(logits[0], torch.Tensor) and _close(own, logits[0]):
+                return None, takes_map
+            return (
+                f"its logits at {size} are not its classifier's ({type(classifier).__name__}) "
+                "output on the pre-logits vector alone (the family adds another term, e.g. volo's "
+                "auxiliary token head)"
+            ), False
         return (
             f"its classifier ({type(classifier).__name__}) receives a {tuple(p.shape)} vector "
             f"other than the one forward_head(pre_logits=True) returns at {size} (the family "
