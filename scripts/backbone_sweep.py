@@ -287,6 +287,12 @@ def summarize(out: Path, path: Path) -> None:
             # rows of the first sweep runs counted a loss that rose over two steps as a failure;
             # it is reported in loss_decreased instead (the model trains, not monotonically)
             r = {k: v for k, v in r.items() if k != "stage"} | {"status": "works"}
+        if r.get("stage") == "process" and str(r.get("message", "")).startswith("exit -9"):
+            # SIGKILL from the OS: the family's process outgrew this machine's memory (dmesg
+            # names the out-of-memory killer); a limit of the sweep's machine, not a result
+            r = r | {"status": "out of memory",
+                     "message": "the family's process was killed by the kernel's out-of-memory "
+                                "killer on this 24 GiB machine before this run"}
         rows[(r["family"], r["size"], r["head"])] = {k: r[k] for k in SUMMARY_KEYS if k in r}
     seconds = sum({r["family"]: r["seconds"] for r in _read_jsonl(out / "families.jsonl")}.values())
     summary = dict(

@@ -145,7 +145,7 @@ def render(summary: dict | None = None) -> str:
         statuses = ["native", "resized", "refused", "failed"]
         statuses += [
             extra
-            for extra in ("timeout", "not run")
+            for extra in ("timeout", "out of memory", "not run")
             if any(counts[size, h][extra] for h in ("spatial", "linear"))
         ]
         for status in statuses:
