@@ -491,8 +491,15 @@ def synthetic_landmarks(
     ``SyntheticFaces(num_samples, size, seed, ...)``, in a fraction of its time.
 
     Args:
-        num_samples, size, seed, expression_strength, rotation, scale, shift, identity,
-            class_weights: as for :class:`SyntheticFaces`.
+        num_samples: number of faces.
+        size: image side in pixels.
+        seed: seed of the generator.
+        expression_strength: as for :class:`SyntheticFaces`.
+        rotation: as for :class:`SyntheticFaces`.
+        scale: as for :class:`SyntheticFaces`.
+        shift: as for :class:`SyntheticFaces`.
+        identity: as for :class:`SyntheticFaces`.
+        class_weights: as for :class:`SyntheticFaces`.
 
     Returns:
         ``(landmarks, labels)``: float32 ``(N, 68, 2)`` (x, y) with pixel centres at integers, and
