@@ -304,7 +304,8 @@ def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
                          for e in epochs]
     summary["final"] = {
         **{k: final[k] for k in ("data", "device", "world_size", "epochs_run", "samples_seen",
-                                 "train_time_s", "selected", "classes") if k in final},
+                                 "train_time_s", "eval_time_s", "selected", "classes")
+           if k in final},
         "val": _compact_eval(final["val"]) if "val" in final else None,
         "test": {split: _compact_eval(res) for split, res in final.get("test", {}).items()},
     }
