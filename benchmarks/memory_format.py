@@ -1,14 +1,14 @@
 """Memory format: the same training step and evaluation forward in NCHW (contiguous) and NHWC
 (``channels_last``), side by side.
 
-On CPU, PyTorch runs ``channels_last`` convolutions through oneDNN's blocked kernels; this
-measures what ``examples/train.py --channels-last`` buys for the paper's network (and any timm
-backbone) here: a training step (forward, masked multi-task loss, backward, SGD) for the
-baseline and for the multi-task model with each label-map head, and the deployed classifier's
-evaluation forward (10 crops of ``--eval-batch`` images in one call, as train.py's final
-evaluation does). All configurations run in interleaved rounds (``--rounds``) and the median
-round is kept, so a shared machine slows them alike. It also prints the largest difference of
-the logits between the two formats (same weights, same input).
+PyTorch picks different CPU convolution kernels for NCHW and NHWC tensors (oneDNN for the
+latter); this measures what ``examples/train.py --channels-last`` buys for the paper's network
+(and any timm backbone) here: a training step (forward, masked multi-task loss, backward, SGD)
+for the baseline and for the multi-task model with each label-map head, and the deployed
+classifier's evaluation forward (10 crops of ``--eval-batch`` images in one call, as train.py's
+final evaluation does). All configurations run in interleaved rounds (``--rounds``) and the
+median round is kept, so a shared machine slows them alike. It also prints the largest
+difference of the logits between the two formats (same weights, same input).
 
     python benchmarks/memory_format.py                     # fer_convnet, CPU, 1 thread
     python benchmarks/memory_format.py --backbone resnet10t --threads 2
@@ -53,7 +53,7 @@ def train_step(backbone: str, maps: int, head: str | None, fmt: torch.memory_for
 
 
 def eval_forward(backbone: str, fmt: torch.memory_format, batch: int,
-                 crop: int) -> tuple[Callable[[], None], Callable[[], torch.Tensor]]:
+                 crop: int) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
     torch.manual_seed(0)
     model = mtl_heads.create_model(backbone, num_classes=7, in_chans=1, img_size=crop,
                                    label_maps=3).deploy().eval().to(memory_format=fmt)
@@ -64,7 +64,7 @@ def eval_forward(backbone: str, fmt: torch.memory_format, batch: int,
         with torch.inference_mode():
             return model(x)
 
-    return (lambda: logits()), logits
+    return logits, logits
 
 
 def main(argv: list[str] | None = None) -> None:

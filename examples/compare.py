@@ -577,10 +577,8 @@ def metrics_of(summary: dict[str, Any]) -> dict[str, float]:
         if "acc_tta" in res:
             out[f"{split} 10-crop"] = res["acc_tta"]
         out[f"{split} centre crop"] = res["acc"]
-    if final.get("val"):
-        out["validation"] = final["val"]["acc"]
-        if "acc_tta" in final["val"]:
-            out["validation 10-crop"] = final["val"]["acc_tta"]
+    if final.get("val"):  # centre crop: the selection metric (runs before ab2843f also
+        out["validation"] = final["val"]["acc"]  # scored a 10-crop validation; not reported)
     return out
 
 
@@ -629,9 +627,11 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
             for s in arm_runs.values():
                 metric_names += [m for m in metrics_of(s) if m not in metric_names]
         if study.get("metrics"):  # the study names what it reports (the first decides)
-            metric_names = [m for m in study["metrics"] if m in metric_names]
-            if not metric_names:
-                continue
+            unknown = [m for m in study["metrics"] if m not in metric_names]
+            if unknown:
+                raise ValueError(f"study {name!r}: metrics {unknown} are not measured by its "
+                                 f"runs (they have {metric_names})")
+            metric_names = list(study["metrics"])
         primary = primary or metric_names[0]
         lines += [f"#### {fraction:.0%} of Training", "",
                   "| arm | n | " + " | ".join(metric_names)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train import RESUMABLE, build_parser, legacy_options, train  # noqa: E402
 
 # Options that do not change what a finished run measured.
-RESULT_NEUTRAL = RESUMABLE - {"epochs", "early_stop", "tta"}
+RESULT_NEUTRAL = RESUMABLE - {"epochs", "early_stop", "tta", "tta_val"}
 
 
 def finished_run(output: Path, args: Sequence[str]) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     base = ["--data", args.data, "--landmarks", landmarks, "--backbone", args.backbone,
             "--epochs", str(args.epochs), "--augment", "flip-shift",
             "--variants-per-epoch", str(args.variants), "--seed", str(args.seed),
-            *(["--head", args.head] if args.head else []), *(["--tta"] if tta else [])]
+            *(["--head", args.head] if args.head else []), *(["--tta", "--tta-val"] if tta else [])]
     acc: dict[str, dict[str, list[float]]] = {s: {m: [] for m in MODELS} for s in PAPER}
     dirs = {}
     for fold in args.folds:

@@ -72,7 +72,7 @@ MAP_LEVELS = 16
 STREAM_INIT, STREAM_ORDER, STREAM_AUGMENT, STREAM_DROPOUT = 0, 1, 2, 3
 # Options that may change when a run is resumed (everything else must match the checkpoint).
 RESUMABLE = {"resume", "output", "quiet", "device", "workers", "stop_after_steps",
-             "checkpoint_every", "epochs", "early_stop", "tta", "channels_last"}
+             "checkpoint_every", "epochs", "early_stop", "tta", "tta_val", "channels_last"}
 
 
 class TrainingError(RuntimeError):
@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tta", action="store_true",
                    help="also report the test splits' 10-crop test-time-augmentation accuracy "
                         "at the end (validation, which selects the epoch, stays centre crop)")
+    t.add_argument("--tta-val", action="store_true",
+                   help="with --tta, score the validation split with 10 crops too (TFD's "
+                        "Table II reports its valid fold)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, help="output folder (metrics, checkpoints)")
@@ -482,10 +485,23 @@ def save_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Mo
 
 
 def load_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Module,
-                    optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+                    optimizer: torch.optim.Optimizer | None,
+                    args: argparse.Namespace | None = None) -> dict[str, Any]:
+    """Load a checkpoint into the run's objects; with ``args``, first refuse one made with other
+    (non-resumable) options, naming them, before any tensor is loaded."""
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
     tensors, meta = read_checkpoint(path)
+    if args is not None:
+        # an option the checkpoint lacks predates it and ran with its default then
+        # (legacy_options where that default has changed since)
+        defaults = vars(build_parser().parse_args(["--data", "-", "--output", "-"]))
+        saved = {**defaults, **legacy_options(meta["state"]["args"]), **meta["state"]["args"]}
+        changed = {k: (saved.get(k), v) for k, v in vars(args).items()
+                   if k not in RESUMABLE and saved.get(k) != v}
+        if changed:
+            raise ValueError(f"--resume {path}: the run was started with other options "
+                             f"(saved, now): {changed}")
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -934,13 +950,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         if args.resume == "auto" and not path.is_file():
             log(f"--resume: no checkpoint in {out} yet, starting from scratch")
         else:
-            state = load_checkpoint(path, model, pre, loss_fn, optimizer)
-            saved = {**legacy_options(state["args"]), **state["args"]}
-            changed = {k: (saved.get(k), v) for k, v in vars(args).items()
-                       if k not in RESUMABLE and saved.get(k) != v}
-            if changed:
-                raise ValueError(f"--resume {path}: the run was started with other options "
-                                 f"(saved, now): {changed}")
+            state = load_checkpoint(path, model, pre, loss_fn, optimizer, args)
             log(f"resumed from {path} at epoch {state['epoch']} step {state['step']}")
     state["args"] = vars(args)
     if ctx.main:
@@ -1032,7 +1042,8 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
         final["selected"] = {"by": "last epoch", "epoch": len(state["history"])}
     tic = time.perf_counter()
     if val_set is not None:
-        final["val"] = validate(model, pre, val_set, args, num_classes, ctx, prior=prior)
+        final["val"] = validate(model, pre, val_set, args, num_classes, ctx,
+                                tta=args.tta and args.tta_val, prior=prior)
     final["test"] = evaluate_tests(model, pre, data, args, device, ctx, prior=prior)
     final["eval_time_s"] = time.perf_counter() - tic
     if ctx.main:

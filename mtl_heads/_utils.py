@@ -1,5 +1,6 @@
 """Small helpers shared by the package's modules (not public API)."""
 
+import operator
 from collections.abc import Sequence
 
 
@@ -11,9 +12,18 @@ def size_pair(size: int | Sequence[int], what: str = "size") -> tuple[int, int]:
         >>> size_pair(42), size_pair((48, 40))
         ((42, 42), (48, 40))
     """
-    pair = (size, size) if isinstance(size, int) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) for s in pair):
+    pair: tuple[int, ...] = ()
+    if not isinstance(size, bool):
+        try:  # operator.index: Python and NumPy integers, not floats or bools
+            pair = (operator.index(size),) * 2
+        except TypeError:
+            try:
+                pair = tuple(operator.index(s) for s in size if not isinstance(s, bool))
+                pair = pair if len(pair) == len(size) else ()
+            except TypeError:
+                pair = ()
+    if len(pair) != 2:
         raise ValueError(f"{what} must be an int or (height, width) ints, got {size!r}")
     if pair[0] <= 0 or pair[1] <= 0:
         raise ValueError(f"{what} must be positive, got {pair}")
-    return pair
+    return pair  # type: ignore[return-value]

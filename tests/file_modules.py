@@ -1,5 +1,8 @@
-"""Examples and scripts as the tests see them: run with ``runpy`` from their files, never put on
-``sys.path`` or in ``sys.modules`` (they are not part of the installed package)."""
+"""Examples and scripts as the tests see them: run with ``runpy`` from their files; the tests
+never put them on ``sys.path`` or in ``sys.modules`` (they are not part of the installed
+package). What a file does itself still happens: ``examples/compare.py`` puts ``examples/`` on
+``sys.path`` and imports ``train`` and ``experiment`` as modules, so the ``train`` it calls is
+not the copy ``load("examples/train.py")`` returns (patch the one the code under test uses)."""
 
 import functools
 import runpy
@@ -13,7 +16,7 @@ class FileModule:
     """Attribute access to the globals a file's code runs in: reading ``m.f`` gives the file's
     ``f``, and ``monkeypatch.setattr(m, "g", ...)`` replaces the ``g`` its functions call."""
 
-    def __init__(self, path: Path, namespace: dict) -> None:
+    def __init__(self, namespace: dict) -> None:
         object.__setattr__(self, "__dict__", namespace)
 
     def __repr__(self) -> str:
@@ -28,5 +31,7 @@ def load(relative: str) -> FileModule:
     result = runpy.run_path(str(path), run_name=path.stem)
     # run_path returns a copy of the globals; the file's functions hold the live dict
     live = next((v.__globals__ for v in result.values()
-                 if isinstance(v, types.FunctionType) and v.__module__ == path.stem), result)
-    return FileModule(path, live)
+                 if isinstance(v, types.FunctionType) and v.__module__ == path.stem), None)
+    if live is None:
+        raise ValueError(f"{path} defines no function: nothing holds its live globals")
+    return FileModule(live)

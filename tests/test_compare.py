@@ -216,6 +216,25 @@ def test_a_study_reports_only_the_metrics_it_names(study, tmp_path) -> None:
     assert "| validation |" in block
 
 
+def test_plan_filters_arms_and_names_an_unknown_one() -> None:
+    compare = load("examples/compare.py")
+    spec = compare.check_study(json.loads(json.dumps(STUDY)), "tiny")
+    jobs = compare.plan(spec, Path("runs"), [], threads=1, arms=["multitask"])
+    assert [(j.arm, j.seed) for j in jobs] == [("multitask", 0), ("multitask", 1)]
+    with pytest.raises(ValueError, match=r"--arms nope: no such arm in study 'tiny'"):
+        compare.plan(spec, Path("runs"), [], threads=1, arms=["nope"])
+
+
+def test_a_study_naming_an_unmeasured_metric_is_refused(study, tmp_path) -> None:
+    root, compare, _ = study
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    spec = json.loads((results / "tiny" / "study.json").read_text())
+    (results / "tiny" / "study.json").write_text(json.dumps({**spec, "metrics": ["valdation"]}))
+    with pytest.raises(ValueError, match=r"metrics \['valdation'\] are not measured"):
+        compare.render(results, tmp_path / "img")
+
+
 def test_committed_studies_are_valid() -> None:
     compare = load("examples/compare.py")
     for path in sorted((ROOT / "examples" / "studies").glob("*.json")):

@@ -19,6 +19,8 @@ import pytest
 import torch
 from file_modules import load
 
+from mtl_heads.checkpoint import load_trained
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "examples" / "train.py"
 TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "64",
@@ -235,6 +237,32 @@ def test_resume_rejects_other_options(tmp_path):
     res = run(*TINY, "--label-maps", "0", "--epochs", "1", "--lr", "0.5", "--output", str(out),
               "--resume")
     assert res.returncode == 2 and "other options" in res.stderr and "'lr'" in res.stderr
+
+
+def test_resume_names_other_preprocessing_before_loading(tmp_path):
+    # the checkpoint's tensors would not even fit a pipeline without the per-image and
+    # minibatch steps: the options are compared first, and the message names them
+    out = tmp_path / "run"
+    assert run(*TINY, "--label-maps", "0", "--epochs", "1", "--output", str(out)).returncode == 0
+    res = run(*TINY, "--label-maps", "0", "--epochs", "1", "--preprocessing", "standard",
+              "--output", str(out), "--resume")
+    assert res.returncode == 2 and "other options" in res.stderr
+    assert "'preprocessing': ('paper', 'standard')" in res.stderr
+
+
+def test_random_crops_and_standard_preprocessing_train_and_load(tmp_path):
+    out = tmp_path / "run"
+    res = run(*TINY, "--label-maps", "3", "--epochs", "1", "--augment", "crop",
+              "--preprocessing", "standard", "--channels-last", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    args = json.loads((out / "args.json").read_text())
+    assert (args["augment"], args["preprocessing"], args["channels_last"]) == (
+        "crop", "standard", True)
+    trained = load_trained(out)
+    assert isinstance(trained.preprocessing.per_image, torch.nn.Identity)
+    assert isinstance(trained.preprocessing.minibatch, torch.nn.Identity)
+    raw = torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8)
+    assert trained.model.deploy()(trained.preprocessing(raw)).shape == (2, 7)
 
 
 @pytest.mark.slow

@@ -149,7 +149,9 @@ def _probe(run: Callable[[], Any], module: nn.Module) -> Exception | None:
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Equal up to float rounding, relative to the scale of ``b`` (freshly built trunks can
     pool to ~1e-4): a norm layer at init between two (running var 1, eps 1e-5) changes a
-    vector by ~5e-6 relative, rounding of the same operations by ~1e-7."""
+    vector by ~5e-6 relative, rounding of the same float32 operations by ~1e-7 at most. (A
+    model built in half precision or on a non-deterministic device could blur the two; models
+    are built in float32 on the CPU by default.)"""
     return a.shape == b.shape and bool((a - b).abs().max() <= 1e-6 * b.abs().max())
 
 
@@ -166,48 +168,63 @@ def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> tuple[st
     sizes) and returns ``(None, False)``.
     """
     classifier = backbone.get_classifier()
-    seen: list[torch.Tensor] = []
-    handle = classifier.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
-    pre: list[torch.Tensor] = []
-    logits: list[torch.Tensor] = []
+    seen: list[Any] = []
+    pre: list[Any] = []
+    logits: list[Any] = []
+    own: list[torch.Tensor] = []
+
+    def record(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        seen.append(args[0] if args else next(iter(kwargs.values()), None))
 
     def run() -> None:
-        x = _probe_input(backbone, img_size, noise=True)  # zeros can pool to zeros
+        handle = classifier.register_forward_pre_hook(record, with_kwargs=True)
         try:
+            x = _probe_input(backbone, img_size, noise=True)  # zeros can pool to zeros
             logits.append(backbone(x))
         finally:
             handle.remove()
-        features = backbone.forward_features(x)
-        pre.append(backbone.forward_head(features, pre_logits=True))
+        pre.append(backbone.forward_head(backbone.forward_features(x), pre_logits=True))
+        # the classifier alone on the pre-logits vector (in the same eval / no-grad probe),
+        # where it takes a vector of that size at all
+        inp, out = (seen[0] if len(seen) == 1 else None), pre[0]
+        if (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor)
+                and inp.shape[0] == out.shape[0] and inp[0].numel() == out[0].numel()
+                and (inp.ndim == 2 or inp.shape[2:] == (1, 1))):
+            own.append(classifier(out.reshape(inp.shape)).flatten(1))
 
     if _probe(run, backbone) is not None:
         return None, False
-    shapes = [tuple(t.shape) for t in seen]
+    size = f"{img_size[0]}x{img_size[1]}"
+    name = type(classifier).__name__
+    if not isinstance(pre[0], torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in seen):
+        return (
+            f"its classifier ({name}) or forward_head(pre_logits=True) at {size} works on "
+            f"{type(pre[0]).__name__} values, not one pooled (B, D) tensor"
+        ), False
     flat = [t.flatten(1) if t.ndim == 4 and t.shape[2:] == (1, 1) else t for t in seen]
     p = pre[0].flatten(1) if pre[0].ndim == 4 and pre[0].shape[2:] == (1, 1) else pre[0]
-    size = f"{img_size[0]}x{img_size[1]}"
     if len(flat) == 1 and flat[0].ndim == 2 and flat[0].shape == p.shape:
-        if _close(flat[0], p):
-            takes_map = seen[0].ndim == 4
-            with torch.no_grad():
-                own = classifier(p[:, :, None, None] if takes_map else p).flatten(1)
-            if isinstance(logits[0], torch.Tensor) and _close(own, logits[0]):
-                return None, takes_map
+        if not _close(flat[0], p):
             return (
-                f"its logits at {size} are not its classifier's ({type(classifier).__name__}) "
-                "output on the pre-logits vector alone (the family adds another term, e.g. volo's "
-                "auxiliary token head)"
+                f"its classifier ({name}) receives a {tuple(p.shape)} vector other than the one "
+                f"forward_head(pre_logits=True) returns at {size} (the family transforms the "
+                "pooled vector inside its head, e.g. a norm, before the classifier)"
             ), False
-        return (
-            f"its classifier ({type(classifier).__name__}) receives a {tuple(p.shape)} vector "
-            f"other than the one forward_head(pre_logits=True) returns at {size} (the family "
-            "transforms the pooled vector inside its head, e.g. a norm, before the classifier)"
-        ), False
-    got = ", ".join(str(s) for s in shapes) or "no input (it is never called as one module)"
+        if not isinstance(logits[0], torch.Tensor):
+            return f"its forward returns {type(logits[0]).__name__}, not one logits tensor", False
+        if not _close(own[0], logits[0]):
+            return (
+                f"its logits at {size} are not its classifier's ({name}) output on the "
+                "pre-logits vector alone (the family adds another term, e.g. volo's auxiliary "
+                "token head)"
+            ), False
+        return None, seen[0].ndim == 4
+    got = ", ".join(str(tuple(t.shape)) for t in seen) or (
+        "no input (it is never called as one module)")
     return (
-        f"its classifier ({type(classifier).__name__}) receives {got} and "
-        f"forward_head(pre_logits=True) returns {tuple(pre[0].shape)} at {size}, not one "
-        "pooled (B, D) vector (the family pools inside its classifier, or not at all)"
+        f"its classifier ({name}) receives {got} and forward_head(pre_logits=True) returns "
+        f"{tuple(pre[0].shape)} at {size}, not one pooled (B, D) vector (the family pools inside "
+        "its classifier, or not at all)"
     ), False
 
 
@@ -445,7 +462,7 @@ class MultiTaskModel(nn.Module):
             self.backbone.forward_features(x), pre_logits=True
         )
         classifier = self.backbone.get_classifier()
-        if self._classifier_takes_map:  # a 1x1-conv classifier (dpn): (B, D, 1, 1) in and out
+        if self._classifier_takes_map:  # a 1x1-conv classifier (dpn): (B, D, 1, 1) in
             logits = classifier(pre_logits.reshape(*pre_logits.shape[:2], 1, 1)).flatten(1)
         else:
             logits = classifier(pre_logits)
