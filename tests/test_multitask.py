@@ -480,3 +480,17 @@ def test_space_to_depth_stem_takes_the_users_channels() -> None:
     out = model(x)
     assert out["label_maps"].shape == (2, 3, 48, 48)
     assert torch.equal(out["logits"], model.deploy()(x))
+
+
+def test_probe_input_channels() -> None:
+    from timm.layers import SpaceToDepth
+
+    from mtl_heads.models.multitask import _input_channels
+
+    # a timm model's own in_chans first (a patch embedding by Linear has no conv to read)
+    linear_stem = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    linear_stem.in_chans = 1
+    assert _input_channels(linear_stem) == 1
+    # else the first conv, less the pixels a space-to-depth stem folds into channels (tresnet)
+    assert _input_channels(torch.nn.Sequential(SpaceToDepth(4), torch.nn.Conv2d(32, 8, 3))) == 2
+    assert _input_channels(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))) == 3

@@ -110,8 +110,12 @@ def _family(backbone: nn.Module) -> str:
 
 
 def _input_channels(backbone: nn.Module) -> int:
-    """The image channels the backbone takes: its first convolution's input channels, divided
-    by the pixels a space-to-depth stem (tresnet) folds into channels before it."""
+    """The image channels the backbone takes: its ``in_chans`` (most timm models keep it), else
+    its first convolution's input channels, divided by the pixels a space-to-depth stem
+    (tresnet) folds into channels before it."""
+    in_chans = getattr(backbone, "in_chans", None)
+    if isinstance(in_chans, int) and in_chans > 0:
+        return in_chans
     folded = 1
     for module in backbone.modules():
         if isinstance(module, SpaceToDepth):
@@ -624,7 +628,9 @@ def _fit_input_size(
     if fits is None:
         raise ValueError(
             f"{name} ({family} family) does not run on {h}x{w} inputs nor at any size up to "
-            f"{max(default_side, 2 * max(size))} px: {_short(err)}"
+            f"{max(default_side, 2 * max(size))} px, its default {default_side} px included, so "
+            f"the input size is not the cause (the other arguments, e.g. in_chans, may be): "
+            f"{_short(err)}"
         )
     side, candidate = fits
     if not resize_input:
