@@ -12,7 +12,6 @@ preprocessing and the class names travel in its metadata (``mtl_heads_export``),
 :meth:`DeployedClassifier.from_safetensors` rebuilds the whole classifier from it.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -86,7 +85,7 @@ class DeployedClassifier(nn.Module):
         self.tta = bool(tta)
 
     @classmethod
-    def from_trained(cls, trained: TrainedModel, tta: bool = False) -> DeployedClassifier:
+    def from_trained(cls, trained: TrainedModel, tta: bool = False) -> "DeployedClassifier":
         """Fold a loaded run's preprocessing into its deploy model (shares its weights)."""
         pre = trained.preprocessing
         mb = pre.minibatch
@@ -144,7 +143,7 @@ class DeployedClassifier(nn.Module):
         save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta)})
 
     @classmethod
-    def from_safetensors(cls, path: str | os.PathLike) -> DeployedClassifier:
+    def from_safetensors(cls, path: str | os.PathLike) -> "DeployedClassifier":
         """Rebuild what :meth:`save_safetensors` wrote.
 
         Raises:

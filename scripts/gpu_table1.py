@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from pack_fer2013 import unpack  # scripts/gpu_table1.sh puts scripts/ on PYTHONPATH
 
-from pack_fer2013 import unpack  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CELLS = {  # examples/fer2013.py's cells (the paper: 4 variants per image with transformations)
     "none": ["--augment", "none", "--variants-per-epoch", "1"],

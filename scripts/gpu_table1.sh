@@ -8,6 +8,9 @@ packed=${1:?usage: OUT=folder bash scripts/gpu_table1.sh PACKED.npz [options]}
 shift
 : "${OUT:?set OUT to the folder for the summaries}"
 cd "$(dirname "$0")/.."
+# the lent machine gets the checkout, not an installed package: the package and the packing
+# script (unpack) come from the checkout
+export PYTHONPATH="$PWD:$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 # shellcheck disable=SC2086
 exec "${PYTHON:-python}" scripts/gpu_table1.py --packed "$packed" --out "$OUT" \
     --jobs "${JOBS:-16}" --deadline "${DEADLINE:-540}" "$@" \

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mtl_heads.datasets import (  # noqa: E402
+from mtl_heads.datasets import (
     FER2013,
     image_fingerprint,
     load_landmarks,
