@@ -468,11 +468,13 @@ def probe_rates(jobs: list[Job], arms: list[str], threads: int, concurrency: int
 
 
 def estimate(jobs: list[Job], results: Path, study: str, threads: int,
-             concurrency: int, probe: bool = True, probe_faces: int = 1200) -> dict[str, Any]:
+             concurrency: int, probe: bool = True, probe_faces: int = 1200,
+             kept: set[str] = frozenset()) -> dict[str, Any]:
     """Remaining training of ``jobs``, from the samples/s of the study's runs so far.
 
     Per arm, the rate is the median samples/s over the epochs already run (run folders, else
-    committed summaries); an arm with none is timed by a one-epoch synthetic probe.
+    committed summaries); an arm with none is timed by a one-epoch synthetic probe. Jobs whose
+    keys are in ``kept`` are finished (their summaries are kept; see ``committed_summary``).
     """
     parser = build_parser()
     rates: dict[str, list[float]] = {}
@@ -485,7 +487,9 @@ def estimate(jobs: list[Job], results: Path, study: str, threads: int,
         rates.setdefault(job.arm, []).extend(r["samples_per_s"] for r in recs)
         if recs:
             per_epoch[job.fraction, args.variants_per_epoch] = recs[0]["samples"]
-        if finished_run(job.run_dir, job.argv) is not None:
+        if job.key in kept:
+            state[job.key] = ("finished", args.epochs)
+        elif finished_run(job.run_dir, job.argv) is not None:
             state[job.key] = ("finished", args.epochs)
             launch = job.run_dir / LAUNCH
             final = json.loads((job.run_dir / "final.json").read_text())
@@ -902,9 +906,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = plan(spec, output, args.train_args, args.threads, args.blocks, args.seeds,
                 args.fractions, args.arms)
     print(f"study {spec['name']}: {len(jobs)} run(s) in {output / spec['name']}", flush=True)
+    # refuse a mismatching finished run or summary before anything is written or trained
+    finished = [job for job in jobs if finished_run(job.run_dir, job.argv) is not None]
+    kept = {job.key: path for job in jobs if job not in finished
+            and (path := committed_summary(job, results, spec["name"])) is not None}
     if args.estimate:
         est = estimate(jobs, results, spec["name"], args.threads, args.jobs,
-                       probe=not args.no_probe, probe_faces=args.probe_faces)
+                       probe=not args.no_probe, probe_faces=args.probe_faces,
+                       kept=set(kept))
         print_estimate(est, args.threads, args.jobs)
         return 0
 
@@ -912,14 +921,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = write_summary(summarize(job.run_dir, spec["name"], job.arm), results)
         print(f"finished {job.key}: {path}", flush=True)
 
-    # refuse a mismatching finished run before anything is written or trained
-    finished = [job for job in jobs if finished_run(job.run_dir, job.argv) is not None]
-    todo = [job for job in jobs if job not in finished]
+    todo = [job for job in jobs if job not in finished and job.key not in kept]
     save_study(spec, results)
     for job in finished:
         if not summary_path(results, spec["name"], job.fraction, job.arm, job.seed).is_file():
             done(job)
         print(f"reusing {job.key}", flush=True)
+    for key, path in kept.items():
+        print(f"reusing {key} (its summary {path}; no run folder)", flush=True)
     tic = time.perf_counter()
     failures = run_jobs(todo, args.threads, args.jobs, done)
     print(f"{len(todo) - len(failures)} run(s) trained, {len(jobs) - len(todo)} reused, "
@@ -946,21 +955,50 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def option_diff(options: dict[str, Any], argv: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+    """The options of a summary that differ from ``argv``'s (site options aside): {name: (run, argv)}.
+
+    An option the summary predates counts as that run used it (its default, or
+    ``train.legacy_options``); a run with 10-crop numbers holds every number of the same run
+    without them, so ``--tta`` on the run's side is not a difference.
+    """
+    parser = build_parser()
+    defaults = vars(parser.parse_args(["--data", "-", "--output", "-"]))
+    saved = {**defaults, **legacy_options(options), **options}
+    wanted = vars(parser.parse_args(["--data", "-", "--output", "-", *argv]))
+    site = RESULT_NEUTRAL | NOT_OPTIONS | SITE_OPTIONS
+    diff = {k: (saved.get(k), v) for k, v in wanted.items()
+            if k not in site and saved.get(k) != v}
+    if diff.get("tta") == (True, False):
+        del diff["tta"]
+    return diff
+
+
 def check_arm(summary: dict[str, Any], spec: dict[str, Any], where: str) -> None:
     """Raise unless the run's options are what the study gives its arm (site options aside)."""
     argv = [*spec["options"], *spec["arms"][summary["arm"]], "--train-subset",
             fraction_name(summary["fraction"]), "--seed", str(summary["seed"])]
-    parser = build_parser()
-    wanted = vars(parser.parse_args(["--data", "-", "--output", "-", *argv]))
-    site = RESULT_NEUTRAL | NOT_OPTIONS | SITE_OPTIONS
-    diff = {k: (summary["options"].get(k), v) for k, v in wanted.items()
-            if k not in site and summary["options"].get(k) != v}
-    # a run with 10-crop numbers holds every number of the same run without them
-    if diff.get("tta") == (True, False):
-        del diff["tta"]
+    diff = option_diff(summary["options"], argv)
     if diff:
         raise ValueError(f"{where} is not a run of arm {summary['arm']!r} of study "
                          f"{spec['name']!r}: options differ (run, study): {diff}")
+
+
+def committed_summary(job: Job, results: Path, study: str) -> Path | None:
+    """The summary of ``job`` already under ``results`` (say, committed), or None.
+
+    A run whose summary is kept is finished, wherever it ran: ``run`` reuses it instead of
+    training it again when its run folder is gone (a new machine). Raises ValueError when the
+    summary is of other options than the job's.
+    """
+    path = summary_path(results, study, job.fraction, job.arm, job.seed)
+    if not path.is_file():
+        return None
+    diff = option_diff(json.loads(path.read_text())["options"], job.argv)
+    if diff:
+        raise ValueError(f"{path} is a finished run of {job.key} with other options (summary, "
+                         f"now): {diff}; remove it (git rm) or give the arm another name")
+    return path
 
 
 def cmd_report(args: argparse.Namespace) -> int:

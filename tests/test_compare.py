@@ -82,6 +82,45 @@ def test_rerun_with_other_options_is_refused(study, capsys) -> None:
     assert not (root / "other").exists()  # refused before anything ran
 
 
+def test_kept_summaries_are_reused_without_run_folders(study, tmp_path, monkeypatch,
+                                                       capsys) -> None:
+    """A new machine: the run folders are gone, the committed summaries are not."""
+    root, compare, _ = study
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    (results / "tiny" / "1" / "multitask" / "s1.json").unlink()
+    argv = ["run", str(root / "tiny.json"), "--jobs", "1", "--output", str(tmp_path / "runs"),
+            "--results", str(results)]
+    assert compare.main([*argv, "--estimate", "--no-probe"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[:3] for line in out.splitlines()
+            if line.startswith(("baseline ", "multitask "))]
+    assert rows == [["baseline", "2", "2"], ["multitask", "2", "1"]]  # arm, runs, done
+    trained = []
+
+    def fake_training(output, args, quiet=False):
+        trained.append(output.relative_to(tmp_path / "runs").as_posix())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(compare, "run_training", fake_training)
+    assert compare.main(argv) == 1  # the one run without a summary is trained (and fails here)
+    out = capsys.readouterr().out
+    assert trained == ["tiny/1/multitask/s1"]
+    assert "reusing 1/baseline/s0 (its summary" in out and "0 run(s) trained, 3 reused" in out
+
+
+def test_kept_summary_of_other_options_is_refused(study, tmp_path, capsys) -> None:
+    root, compare, _ = study
+    changed = {**STUDY, "options": [*TINY, "--drop-rate", "0.25"]}
+    (tmp_path / "tiny.json").write_text(json.dumps(changed))
+    assert compare.main(["run", str(tmp_path / "tiny.json"), "--jobs", "1", "--output",
+                         str(tmp_path / "runs"), "--results", str(root / "results")]) == 2
+    err = capsys.readouterr().err
+    assert "s0.json is a finished run of 1/baseline/s0 with other options" in err
+    assert "'drop_rate': (0.5, 0.25)" in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_collect_matches_the_summary_of_run(study, tmp_path) -> None:
     root, compare, _ = study
     run_dir = root / "runs" / "tiny" / "1" / "multitask" / "s1"
