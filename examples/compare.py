@@ -679,6 +679,7 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
                              f"{c.pvalue:.3g} | {c.wins} / {c.losses} / {c.ties} |")
                 if m == primary:
                     eff_diff.setdefault(arm, {})[fraction] = c
+                if m == primary and c.n >= 2:  # README: only comparisons with an interval
                     readme.append(f"| {name} / {block['name']} | {fraction:.0%} | `{arm}` − "
                                   f"`{ref}` | {m} | {c.n} | {c.mean_diff:+.2f} | {ci} | "
                                   f"{c.pvalue:.3g} |")
@@ -818,7 +819,7 @@ def render(results: Path, img_dir: Path, img_link: str = "img") -> tuple[str, st
         for block in study["blocks"]:
             lines += block_report(study, block, runs, img_dir, img_link, readme)
     if len(readme) == 2:
-        readme.append("| (no paired runs yet) | | | | | | | |")
+        readme.append("| (no comparison of 2 or more paired seeds yet) | | | | | | | |")
     return "\n".join(lines).rstrip() + "\n", "\n".join(readme) + "\n"
 
 

@@ -168,6 +168,12 @@ def test_report_tables(study, tmp_path) -> None:
     diff = sum(s[2 + k]["final"]["test"]["test"]["acc_tta"]
                - s[k]["final"]["test"]["test"]["acc_tta"] for k in (0, 1)) / 2
     assert f"| 2 | {100 * diff:+.2f} |" in block
+    # one seed gives no interval: on the page, not in the README's short table
+    shutil.copytree(root / "results", tmp_path / "one")
+    (tmp_path / "one" / "tiny" / "1" / "multitask" / "s1.json").unlink()
+    page, block = compare.render(tmp_path / "one", tmp_path)
+    assert "| `multitask` | test 10-crop | 1 |" in page
+    assert "tiny / main" not in block and "no comparison of 2 or more" in block
 
 
 def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
