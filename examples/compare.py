@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -469,7 +470,7 @@ def probe_rates(jobs: list[Job], arms: list[str], threads: int, concurrency: int
 
 def estimate(jobs: list[Job], results: Path, study: str, threads: int,
              concurrency: int, probe: bool = True, probe_faces: int = 1200,
-             kept: set[str] = frozenset()) -> dict[str, Any]:
+             kept: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     """Remaining training of ``jobs``, from the samples/s of the study's runs so far.
 
     Per arm, the rate is the median samples/s over the epochs already run (run folders, else
@@ -957,8 +958,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def option_diff(options: dict[str, Any], argv: Sequence[str]) -> dict[str, tuple[Any, Any]]:
-    """The options of a summary that differ from ``argv``'s (site options aside): {name: (run, argv)}.
+    """``{name: (run's, argv's)}`` for each option of a run that ``argv`` sets otherwise.
 
+    Site options (data paths, device, threads) and result-neutral ones are not compared.
     An option the summary predates counts as that run used it (its default, or
     ``train.legacy_options``); a run with 10-crop numbers holds every number of the same run
     without them, so ``--tta`` on the run's side is not a difference.
