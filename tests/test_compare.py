@@ -155,8 +155,9 @@ def test_collect_of_a_folder_without_launch_record(study, tmp_path) -> None:
         compare.summarize(bare, "tiny", "baseline")
 
 
-def test_report_tables(study, tmp_path) -> None:
+def test_report_tables(study, tmp_path, monkeypatch) -> None:
     root, compare, _ = study
+    monkeypatch.setattr(compare, "README_MIN_PAIRS", 2)  # the tiny study has 2 seeds
     page, block = compare.render(root / "results", tmp_path)
     assert "| `multitask` | test 10-crop | 2 |" in page
     assert "| `baseline` | 2 |" in page and "| `multitask` | 2 |" in page
@@ -168,12 +169,14 @@ def test_report_tables(study, tmp_path) -> None:
     diff = sum(s[2 + k]["final"]["test"]["test"]["acc_tta"]
                - s[k]["final"]["test"]["test"]["acc_tta"] for k in (0, 1)) / 2
     assert f"| 2 | {100 * diff:+.2f} |" in block
-    # one seed gives no interval: on the page, not in the README's short table
+    # too few seeds: on the page, not in the README's short table
     shutil.copytree(root / "results", tmp_path / "one")
     (tmp_path / "one" / "tiny" / "1" / "multitask" / "s1.json").unlink()
     page, block = compare.render(tmp_path / "one", tmp_path)
     assert "| `multitask` | test 10-crop | 1 |" in page
     assert "tiny / main" not in block and "no comparison of 2 or more" in block
+    monkeypatch.setattr(compare, "README_MIN_PAIRS", 4)
+    assert "tiny / main" not in compare.render(root / "results", tmp_path)[1]
 
 
 def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
@@ -247,8 +250,9 @@ def test_bad_study_files_name_the_culprit(tmp_path, change, message) -> None:
     assert compare.main(["run", str(path), "--estimate"]) == 2
 
 
-def test_a_study_reports_only_the_metrics_it_names(study, tmp_path) -> None:
+def test_a_study_reports_only_the_metrics_it_names(study, tmp_path, monkeypatch) -> None:
     root, compare, _ = study
+    monkeypatch.setattr(compare, "README_MIN_PAIRS", 2)
     results = tmp_path / "results"
     shutil.copytree(root / "results", results)
     page, _ = compare.render(results, tmp_path / "img")
