@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from experiment import RESULT_NEUTRAL, finished_run, run_training  # noqa: E402
-from train import build_parser, legacy_options  # noqa: E402
+from train import build_parser, saved_options  # noqa: E402
 
 from mtl_heads.stats import compare_paired, mean_std  # noqa: E402
 
@@ -282,8 +282,7 @@ def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
             raise FileNotFoundError(f"{run_dir}: no {name}; is it a finished examples/train.py "
                                     "run folder?")
     run_args = json.loads(files["args.json"].read_text())
-    options = {**vars(build_parser().parse_args(["--data", "-", "--output", "-"])),
-               **legacy_options(run_args), **run_args}
+    options = saved_options(run_args)
     final = json.loads(files["final.json"].read_text())
     epochs = [json.loads(line) for line in files["metrics.jsonl"].read_text().splitlines()
               if line.strip()]
@@ -966,13 +965,11 @@ def option_diff(options: dict[str, Any], argv: Sequence[str]) -> dict[str, tuple
 
     Site options (data paths, device, threads) and result-neutral ones are not compared.
     An option the summary predates counts as that run used it (its default, or
-    ``train.legacy_options``); a run with 10-crop numbers holds every number of the same run
+    ``train.saved_options``); a run with 10-crop numbers holds every number of the same run
     without them, so ``--tta`` on the run's side is not a difference.
     """
-    parser = build_parser()
-    defaults = vars(parser.parse_args(["--data", "-", "--output", "-"]))
-    saved = {**defaults, **legacy_options(options), **options}
-    wanted = vars(parser.parse_args(["--data", "-", "--output", "-", *argv]))
+    saved = saved_options(options)
+    wanted = vars(build_parser().parse_args(["--data", "-", "--output", "-", *argv]))
     site = RESULT_NEUTRAL | NOT_OPTIONS | SITE_OPTIONS
     diff = {k: (saved.get(k), v) for k, v in wanted.items()
             if k not in site and saved.get(k) != v}

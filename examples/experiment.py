@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train import RESUMABLE, build_parser, legacy_options, train  # noqa: E402
+from train import RESUMABLE, build_parser, saved_options, train  # noqa: E402
 
 # Options that do not change what a finished run measured.
 RESULT_NEUTRAL = RESUMABLE - {"epochs", "early_stop", "tta", "tta_val"}
@@ -33,12 +33,9 @@ def finished_run(output: Path, args: Sequence[str]) -> dict[str, Any] | None:
         return None
     # Reuse only a run of the same options (a resumable option such as --epochs still changes
     # the result of a finished run). An option the run's args.json lacks predates that option
-    # and ran with its default then (train.legacy_options where that default has changed since).
-    parser = build_parser()
-    wanted = vars(parser.parse_args([*args, "--output", str(output)]))
-    run_args = json.loads((output / "args.json").read_text())
-    saved = {**vars(parser.parse_args(["--data", "-", "--output", "-"])),
-             **legacy_options(run_args), **run_args}
+    # and ran with its default then (train.saved_options).
+    wanted = vars(build_parser().parse_args([*args, "--output", str(output)]))
+    saved = saved_options(json.loads((output / "args.json").read_text()))
     changed = {k: (saved[k], v) for k, v in wanted.items()
                if k not in RESULT_NEUTRAL and saved[k] != v}
     if changed:

@@ -225,6 +225,13 @@ def legacy_options(saved: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def saved_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """Every option of a run from its saved args: an option they lack predates them and ran with
+    its default then (``legacy_options`` where that default has changed since)."""
+    defaults = vars(build_parser().parse_args(["--data", "-", "--output", "-"]))
+    return {**defaults, **legacy_options(saved), **saved}
+
+
 def derive_seed(*keys: int) -> int:
     """An independent 63-bit seed for a tuple of integers (numpy's SeedSequence hashing)."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0]
@@ -493,10 +500,7 @@ def load_checkpoint(path: Path, model: nn.Module, pre: nn.Module, loss_fn: nn.Mo
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
     tensors, meta = read_checkpoint(path)
     if args is not None:
-        # an option the checkpoint lacks predates it and ran with its default then
-        # (legacy_options where that default has changed since)
-        defaults = vars(build_parser().parse_args(["--data", "-", "--output", "-"]))
-        saved = {**defaults, **legacy_options(meta["state"]["args"]), **meta["state"]["args"]}
+        saved = saved_options(meta["state"]["args"])
         changed = {k: (saved.get(k), v) for k, v in vars(args).items()
                    if k not in RESUMABLE and saved.get(k) != v}
         if changed:
