@@ -449,10 +449,32 @@ def _epoch_records(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def busy_warning(load: float, cpus: int, threads: int, concurrency: int) -> str | None:
+    """A warning when other work shares the cores a probe needs, else None.
+
+    ``load`` is the 1-minute load average before the probe starts; a probe of ``concurrency``
+    runs of ``threads`` threads each needs that many free cores to time an arm fairly.
+
+    >>> busy_warning(0.1, 2, 1, 2) is None
+    True
+    >>> print(busy_warning(2.0, 2, 1, 2))
+    load average 2.0 on 2 cores before probing: other jobs share the cores the probe needs, so \
+its rates are low and the hours high
+    """
+    if load + threads * concurrency <= cpus + 0.5:
+        return None
+    return (f"load average {load:.1f} on {cpus} cores before probing: other jobs share the cores "
+            "the probe needs, so its rates are low and the hours high")
+
+
 def probe_rates(jobs: list[Job], arms: list[str], threads: int, concurrency: int,
                 faces: int) -> dict[str, float]:
     """samples/s of one short synthetic epoch per arm, run ``concurrency`` at a time."""
     rates: dict[str, float] = {}
+    if hasattr(os, "getloadavg"):
+        warning = busy_warning(os.getloadavg()[0], os.cpu_count() or 1, threads, concurrency)
+        if warning:
+            print(f"warning: {warning}", flush=True)
     with tempfile.TemporaryDirectory(prefix="compare_probe_") as tmp:
         probes = []
         for arm in arms:

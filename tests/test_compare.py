@@ -211,6 +211,18 @@ def test_estimate_from_measured_rates(study, capsys) -> None:
     assert est["overhead_per_run_s"] is not None
 
 
+@pytest.mark.parametrize("loadavg, cpus, threads, jobs, busy", [
+    (0.0, 2, 1, 2, False), (0.4, 2, 1, 2, False), (2.0, 2, 1, 2, True), (1.0, 16, 4, 2, False),
+    (10.0, 16, 4, 2, True),
+])
+def test_probe_warns_on_a_busy_machine(loadavg, cpus, threads, jobs, busy) -> None:
+    compare = load("examples/compare.py")
+    warning = compare.busy_warning(loadavg, cpus, threads, jobs)
+    assert (warning is not None) == busy
+    if busy:
+        assert f"load average {loadavg:.1f} on {cpus} cores" in warning
+
+
 def test_paired_runs_share_the_trunk_initialisation() -> None:
     train = load("examples/train.py")
     args = train.build_parser().parse_args(["--data", "synthetic", "--output", "-"])
