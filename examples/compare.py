@@ -636,8 +636,9 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
     if block["description"]:
         lines += [block["description"], ""]
     planned = len(block["seeds"])
-    got = [s for s in runs.values() if s["arm"] in block["arms"]
-           and s["fraction"] in [float(f) for f in block["fractions"]]]
+    got = [s for (study_name, fraction, arm, seed), s in runs.items() if study_name == name
+           and arm in block["arms"] and seed in block["seeds"]
+           and fraction in [float(f) for f in block["fractions"]]]
     lines += [f"Arms {', '.join(f'`{a}`' for a in block['arms'])}; reference `{ref}`; "
               f"{planned} seed(s) planned per arm and fraction "
               f"({', '.join(map(str, block['seeds']))}); {len(got)} run(s) summarised.", ""]

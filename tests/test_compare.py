@@ -179,6 +179,21 @@ def test_report_tables(study, tmp_path, monkeypatch) -> None:
     assert "tiny / main" not in compare.render(root / "results", tmp_path)[1]
 
 
+def test_block_footer_counts_only_its_own_study_and_seeds(study, tmp_path) -> None:
+    root, compare, _ = study
+    shutil.copytree(root / "results", tmp_path / "results")
+    # a second study with the same arm names, and a seed the block does not plan
+    other = tmp_path / "results" / "other"
+    shutil.copytree(tmp_path / "results" / "tiny", other)
+    for path in other.glob("*/*/s*.json"):
+        path.write_text(path.read_text().replace('"study": "tiny"', '"study": "other"'))
+    (other / "study.json").write_text(json.dumps({**STUDY, "name": "other"}))
+    extra = tmp_path / "results" / "tiny" / "1" / "baseline" / "s7.json"
+    extra.write_text((extra.parent / "s0.json").read_text().replace('"seed": 0', '"seed": 7'))
+    page, _ = compare.render(tmp_path / "results", tmp_path)
+    assert page.count("4 run(s) summarised.") == 2 and page.count("Runs: 4;") == 2
+
+
 def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
     root, compare, _ = study
     import shutil
