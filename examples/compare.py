@@ -238,8 +238,11 @@ def machine(threads: int, jobs: int) -> dict[str, Any]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    # other work on the machine (e.g. a second `compare.py run`) shows in the load average
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "threads_per_run": threads,
-            "concurrent_runs": jobs, "gpu": gpu, "torch": torch.__version__,
+            "concurrent_runs": jobs, "load_avg_1min": load, "gpu": gpu,
+            "torch": torch.__version__,
             "timm": timm.__version__, "python": platform.python_version(),
             "platform": platform.platform(terse=True)}
 
@@ -727,11 +730,15 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
                       for x in launches})
     train_h = sum(s["final"]["train_time_s"] for s in got) / 3600
     walls = [x["wall_s"] for x in launches if x.get("wall_s")]
+    loads = [x["machine"]["load_avg_1min"] for x in launches
+             if x.get("machine", {}).get("load_avg_1min") is not None]
     lines += [f"Runs: {len(got)}; training time {train_h:.2f} h in total (sum of epoch times)"
               + (f"; wall time {sum(walls) / 3600:.2f} h summed over runs with start-up and "
                  "evaluation" if walls else "") + f". Code: {', '.join(commits)}. "
               + ("Machines: " + "; ".join(machines) + "." if machines
-                 else "Machine: not recorded (collected from existing run folders)."), ""]
+                 else "Machine: not recorded (collected from existing run folders).")
+              + (f" Load average at launch {min(loads):.1f}–{max(loads):.1f} ({len(loads)} of "
+                 f"{len(launches)} launches recorded it)." if loads else ""), ""]
     return lines
 
 

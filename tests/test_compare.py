@@ -49,6 +49,7 @@ def test_study_writes_one_small_summary_per_run(study) -> None:
         launch = s["launches"][0]
         assert launch["recorded"] == "at launch" and len(launch["code"]["commit"]) == 40
         assert launch["machine"]["threads_per_run"] == 1 and launch["wall_s"] > 0
+        assert launch["machine"]["load_avg_1min"] >= 0
         assert [e["epoch"] for e in s["epochs"]] == [1]
         assert 0 <= s["final"]["test"]["test"]["acc_tta"] <= 1
         assert "acc" in s["final"]["val"]
@@ -161,7 +162,7 @@ def test_report_tables(study, tmp_path, monkeypatch) -> None:
     page, block = compare.render(root / "results", tmp_path)
     assert "| `multitask` | test 10-crop | 2 |" in page
     assert "| `baseline` | 2 |" in page and "| `multitask` | 2 |" in page
-    assert "1 run(s) × 1 thread(s)" in page
+    assert "1 run(s) × 1 thread(s)" in page and "Load average at launch " in page
     assert "| tiny / main | 100% | `multitask` − `baseline` | test 10-crop | 2 |" in block
     # the numbers are those of the summaries
     s = [json.loads((root / "results" / "tiny" / "1" / a / f"s{k}.json").read_text())
