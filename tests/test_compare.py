@@ -197,8 +197,6 @@ def test_block_footer_counts_only_its_own_study_and_seeds(study, tmp_path) -> No
 
 def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
     root, compare, _ = study
-    import shutil
-
     shutil.copytree(root / "results", tmp_path / "results")
     path = tmp_path / "results" / "tiny" / "1" / "multitask" / "s1.json"
     s = json.loads(path.read_text())
