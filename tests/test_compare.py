@@ -122,6 +122,49 @@ def test_kept_summary_of_other_options_is_refused(study, tmp_path, capsys) -> No
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_failed_run_is_recorded_skipped_reported_and_retried(study, tmp_path, monkeypatch,
+                                                              capsys) -> None:
+    root, compare, _ = study
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    (results / "tiny" / "1" / "multitask" / "s1.json").unlink()
+    argv = ["run", str(root / "tiny.json"), "--jobs", "1", "--output", str(tmp_path / "runs"),
+            "--results", str(results)]
+    train = compare.run_training
+    calls = []
+
+    def diverging(output, args, quiet=False):
+        calls.append(output.name)
+        raise RuntimeError("loss is not finite at epoch 1, step 3")
+
+    monkeypatch.setattr(compare, "run_training", diverging)
+    assert compare.main(argv) == 1
+    record = json.loads((results / "tiny" / "1" / "multitask" / "s1.failed.json").read_text())
+    assert record["error"] == "RuntimeError: loss is not finite at epoch 1, step 3"
+    assert (record["arm"], record["seed"], record["options"]["label_maps"]) == ("multitask", 1, 3)
+    assert record["launches"][0]["ok"] is False and record["epochs"] == []
+    # a recorded failure is not trained again, and the report names it
+    assert compare.main(argv) == 0 and calls == ["s1"]
+    out = capsys.readouterr().out
+    assert "skipping 1/multitask/s1: it failed before (RuntimeError: loss is not finite" in out
+    assert "0 run(s) trained, 3 reused, 0 failed in 0.0 min; 1 skipped (failed before)" in out
+    monkeypatch.setattr(compare, "README_MIN_PAIRS", 1)
+    page, block = compare.render(results, tmp_path)
+    assert "3 run(s) summarised, 1 failed (listed below the tables)." in page
+    assert ("- 100% `multitask` seed 1: RuntimeError: loss is not finite at epoch 1, step 3 "
+            "(after 0 finished epoch(s); code ") in page
+    assert "| `multitask` | test 10-crop | 1 |" in page  # the pair of seed 0 only
+    assert block.rstrip().endswith("Failed runs, not in these numbers: tiny / main 100% "
+                                   "`multitask` seed 1: RuntimeError: loss is not finite at "
+                                   "epoch 1, step 3.")
+    # --retry-failed trains it again; once it finishes, its failure record goes
+    monkeypatch.setattr(compare, "run_training", train)
+    assert compare.main([*argv, "--retry-failed"]) == 0
+    assert (results / "tiny" / "1" / "multitask" / "s1.json").is_file()
+    assert not (results / "tiny" / "1" / "multitask" / "s1.failed.json").exists()
+    assert "1 failed" not in compare.render(results, tmp_path)[0]
+
+
 def test_collect_matches_the_summary_of_run(study, tmp_path) -> None:
     root, compare, _ = study
     run_dir = root / "runs" / "tiny" / "1" / "multitask" / "s1"
