@@ -678,6 +678,35 @@ def check_pair(a: dict[str, Any], b: dict[str, Any]) -> None:
                          f"{diff}")
 
 
+def in_block(study_name: str, block: dict[str, Any], key: tuple) -> bool:
+    """Whether the run ``key`` (study, fraction, arm, seed) is one that ``block`` plans."""
+    name, fraction, arm, seed = key
+    return (name == study_name and arm in block["arms"] and seed in block["seeds"]
+            and fraction in [float(f) for f in block["fractions"]])
+
+
+def study_total(study: dict[str, Any], runs: dict[tuple, dict],
+                failures: dict[tuple, dict]) -> list[str]:
+    """One line: the study's runs (each once, though blocks share runs) and their time."""
+    def planned(records: dict[tuple, dict]) -> list[dict]:
+        return [r for key, r in records.items()
+                if any(in_block(study["name"], b, key) for b in study["blocks"])]
+
+    done, failed = planned(runs), planned(failures)
+    if len(study["blocks"]) < 2 or not done:
+        return []
+    train_h = sum(s["final"]["train_time_s"] for s in done) / 3600
+    wall_h = sum(x.get("wall_s") or 0 for r in done + failed for x in r["launches"]) / 3600
+    untimed = sum(not any(x.get("wall_s") for x in r["launches"]) for r in done)
+    return [f"The whole study so far (each run once, though blocks share runs): {len(done)} "
+            f"finished run(s)" + (f" and {len(failed)} failed" if failed else "")
+            + f"; training time {train_h:.1f} h (sum of epoch times), wall time {wall_h:.1f} h "
+            "summed over launches" + (f" ({untimed} run(s) without a recorded wall time not "
+                                      "counted)" if untimed else "")
+            + f", about {wall_h / 2:.1f} h on a 2-CPU machine at 2 runs of 1 thread at a time.",
+            ""]
+
+
 def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple, dict],
                  img_dir: Path, img_link: str, readme: list[str],
                  failures: dict[tuple, dict] | None = None,
@@ -687,14 +716,8 @@ def block_report(study: dict[str, Any], block: dict[str, Any], runs: dict[tuple,
     if block["description"]:
         lines += [block["description"], ""]
     planned = len(block["seeds"])
-
-    def in_block(key: tuple) -> bool:
-        study_name, fraction, arm, seed = key
-        return (study_name == name and arm in block["arms"] and seed in block["seeds"]
-                and fraction in [float(f) for f in block["fractions"]])
-
-    got = [s for key, s in runs.items() if in_block(key)]
-    failed = [f for key, f in (failures or {}).items() if in_block(key)]
+    got = [s for key, s in runs.items() if in_block(name, block, key)]
+    failed = [f for key, f in (failures or {}).items() if in_block(name, block, key)]
     lines += [f"Arms {', '.join(f'`{a}`' for a in block['arms'])}; reference `{ref}`; "
               f"{planned} seed(s) planned per arm and fraction "
               f"({', '.join(map(str, block['seeds']))}); {len(got)} run(s) summarised"
@@ -926,6 +949,7 @@ def render(results: Path, img_dir: Path, img_link: str = "img") -> tuple[str, st
         lines += [f"- `{arm}`: `{shlex.join(opts) or '(study options only)'}`"
                   for arm, opts in study["arms"].items()]
         lines.append("")
+        lines += study_total(study, runs, failures)
         for block in study["blocks"]:
             lines += block_report(study, block, runs, img_dir, img_link, readme, failures,
                                   readme_failed)

@@ -238,6 +238,21 @@ def test_block_footer_counts_only_its_own_study_and_seeds(study, tmp_path) -> No
     assert page.count("4 run(s) summarised.") == 2 and page.count("Runs: 4;") == 2
 
 
+def test_study_total_counts_runs_shared_by_blocks_once(study, tmp_path) -> None:
+    root, compare, _ = study
+    shutil.copytree(root / "results", tmp_path / "results")
+    spec = {**STUDY, "blocks": [*STUDY["blocks"], {"name": "seed0", "arms": ["baseline",
+            "multitask"], "seeds": [0], "fractions": [1.0]}]}
+    (tmp_path / "results" / "tiny" / "study.json").write_text(json.dumps(spec))
+    summaries = [json.loads(p.read_text())
+                 for p in (tmp_path / "results" / "tiny").glob("*/*/s*.json")]
+    wall_h = sum(x["wall_s"] for s in summaries for x in s["launches"]) / 3600
+    page, _ = compare.render(tmp_path / "results", tmp_path)
+    assert (f"The whole study so far (each run once, though blocks share runs): 4 finished "
+            f"run(s); training time 0.0 h (sum of epoch times), wall time {wall_h:.1f} h "
+            f"summed over launches, about {wall_h / 2:.1f} h") in page
+
+
 def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
     root, compare, _ = study
     shutil.copytree(root / "results", tmp_path / "results")
