@@ -108,6 +108,8 @@ def test_kept_summaries_are_reused_without_run_folders(study, tmp_path, monkeypa
     out = capsys.readouterr().out
     assert trained == ["tiny/1/multitask/s1"]
     assert "reusing 1/baseline/s0 (its summary" in out and "0 run(s) trained, 3 reused" in out
+    # not the training's own failure (an interruption, say): reported, not recorded
+    assert not list(results.rglob("*.failed.json"))
 
 
 def test_kept_summary_of_other_options_is_refused(study, tmp_path, capsys) -> None:
@@ -135,34 +137,86 @@ def test_a_failed_run_is_recorded_skipped_reported_and_retried(study, tmp_path, 
 
     def diverging(output, args, quiet=False):
         calls.append(output.name)
-        raise RuntimeError("loss is not finite at epoch 1, step 3")
+        raise compare.TrainingError("loss is not finite at epoch 1, step 3. Lower --lr")
 
     monkeypatch.setattr(compare, "run_training", diverging)
     assert compare.main(argv) == 1
     record = json.loads((results / "tiny" / "1" / "multitask" / "s1.failed.json").read_text())
-    assert record["error"] == "RuntimeError: loss is not finite at epoch 1, step 3"
+    assert record["error"] == "TrainingError: loss is not finite at epoch 1, step 3. Lower --lr"
     assert (record["arm"], record["seed"], record["options"]["label_maps"]) == ("multitask", 1, 3)
     assert record["launches"][0]["ok"] is False and record["epochs"] == []
     # a recorded failure is not trained again, and the report names it
     assert compare.main(argv) == 0 and calls == ["s1"]
     out = capsys.readouterr().out
-    assert "skipping 1/multitask/s1: it failed before (RuntimeError: loss is not finite" in out
+    assert "skipping 1/multitask/s1: it failed before (TrainingError: loss is not finite" in out
     assert "0 run(s) trained, 3 reused, 0 failed in 0.0 min; 1 skipped (failed before)" in out
     monkeypatch.setattr(compare, "README_MIN_PAIRS", 1)
+    # a second block that plans the same run: the README names the failed run once
+    spec = {**STUDY, "blocks": [*STUDY["blocks"], {**STUDY["blocks"][0], "name": "again"}]}
+    (results / "tiny" / "study.json").write_text(json.dumps(spec))
     page, block = compare.render(results, tmp_path)
-    assert "3 run(s) summarised, 1 failed (listed below the tables)." in page
-    assert ("- 100% `multitask` seed 1: RuntimeError: loss is not finite at epoch 1, step 3 "
+    assert page.count("3 run(s) summarised, 1 failed (listed below the tables).") == 2
+    assert ("- 100% `multitask` seed 1: TrainingError: loss is not finite at epoch 1, step 3 "
             "(after 0 finished epoch(s); code ") in page
     assert "| `multitask` | test 10-crop | 1 |" in page  # the pair of seed 0 only
-    assert block.rstrip().endswith("Failed runs, not in these numbers: tiny / main 100% "
-                                   "`multitask` seed 1: RuntimeError: loss is not finite at "
+    assert block.rstrip().endswith("Failed runs, not in these numbers: tiny / main, again 100% "
+                                   "`multitask` seed 1: TrainingError: loss is not finite at "
                                    "epoch 1, step 3.")
+    # a record of other options does not stop the run
+    monkeypatch.setattr(compare, "run_training", diverging)
+    other = {**STUDY, "options": [*TINY, "--drop-rate", "0.25"]}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    shutil.copytree(results, tmp_path / "other_results")
+    assert compare.main(["run", str(tmp_path / "other.json"), "--jobs", "1", "--output",
+                         str(tmp_path / "other_runs"), "--results", str(tmp_path / "other_results"),
+                         "--seeds", "1", "--arms", "multitask"]) == 1
+    assert "records a failure of other options" in capsys.readouterr().out
+    assert calls == ["s1", "s1"]
     # --retry-failed trains it again; once it finishes, its failure record goes
     monkeypatch.setattr(compare, "run_training", train)
     assert compare.main([*argv, "--retry-failed"]) == 0
     assert (results / "tiny" / "1" / "multitask" / "s1.json").is_file()
     assert not (results / "tiny" / "1" / "multitask" / "s1.failed.json").exists()
     assert "1 failed" not in compare.render(results, tmp_path)[0]
+    # a failure record beside a summary of the same run is stale: the report refuses it
+    (results / "tiny" / "1" / "multitask" / "s1.failed.json").write_text(
+        compare.dump_summary(record))
+    with pytest.raises(ValueError, match="a failure record of a run that has a summary too"):
+        compare.render(results, tmp_path)
+
+
+@pytest.mark.parametrize("status, message, recorded", [
+    (3, "error: loss is not finite at epoch 2, step 1. Lower --lr", True),
+    (2, "error: no file fer2013.csv", False),
+    (1, "Traceback ...\nKeyboardInterrupt", False),
+])
+def test_a_child_process_failure_is_recorded_only_when_training_stopped_it(
+        tmp_path, monkeypatch, status, message, recorded) -> None:
+    """--jobs > 1: the error comes from the child's exit status and this launch's log."""
+    compare = load("examples/compare.py")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "train.py").write_text(
+        f"import sys\nprint('data: synthetic: train 120')\nprint({message!r}, file=sys.stderr)\n"
+        f"sys.exit({status})\n")
+    monkeypatch.setattr(compare, "HERE", fake)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.log").write_text("error: an earlier launch's error\n")
+    job = compare.Job("aux", 1.0, 0, ("--data", "synthetic"), run_dir)
+    recorded_jobs = []
+    failures = compare.run_jobs([job], threads=1, jobs=2,
+                                failed=lambda j, why: recorded_jobs.append((j, why)))
+    assert len(failures) == 1
+    why = failures[0][1]
+    if recorded:
+        assert why == "TrainingError: loss is not finite at epoch 2, step 1. Lower --lr"
+        assert recorded_jobs == [(job, why)]
+    else:
+        assert recorded_jobs == [] and why.startswith(f"exit status {status}")
+        assert "earlier launch" not in why
+    launch = json.loads((run_dir / "launch.json").read_text())["launches"][-1]
+    assert launch["ok"] is False
 
 
 def test_collect_matches_the_summary_of_run(study, tmp_path) -> None:
@@ -244,13 +298,15 @@ def test_study_total_counts_runs_shared_by_blocks_once(study, tmp_path) -> None:
     spec = {**STUDY, "blocks": [*STUDY["blocks"], {"name": "seed0", "arms": ["baseline",
             "multitask"], "seeds": [0], "fractions": [1.0]}]}
     (tmp_path / "results" / "tiny" / "study.json").write_text(json.dumps(spec))
-    summaries = [json.loads(p.read_text())
-                 for p in (tmp_path / "results" / "tiny").glob("*/*/s*.json")]
-    wall_h = sum(x["wall_s"] for s in summaries for x in s["launches"]) / 3600
+    for path in (tmp_path / "results" / "tiny").glob("*/*/s*.json"):  # 30 min per run
+        s = json.loads(path.read_text())
+        s["launches"][0]["wall_s"] = 1800.0
+        s["final"]["train_time_s"] = 1500.0
+        path.write_text(json.dumps(s))
     page, _ = compare.render(tmp_path / "results", tmp_path)
-    assert (f"The whole study so far (each run once, though blocks share runs): 4 finished "
-            f"run(s); training time 0.0 h (sum of epoch times), wall time {wall_h:.1f} h "
-            f"summed over launches, about {wall_h / 2:.1f} h") in page
+    assert ("The whole study so far (each run once, though blocks share runs): 4 finished "
+            "run(s); training time 1.7 h (sum of the finished runs' epoch times), wall time "
+            "2.0 h summed over all launches: about 1.0 h at 2 runs at a time.") in page
 
 
 def test_report_refuses_unpaired_runs(study, tmp_path) -> None:
