@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -439,6 +440,17 @@ def test_committed_tables_match_committed_summaries(tmp_path) -> None:
     readme = (ROOT / "README.md").read_text()
     assert compare.replace_block(readme, block, "README.md") == readme, (
         "README's study table is out of date: run `python examples/compare.py report`")
+
+
+def test_readme_prose_quotes_the_generated_tables() -> None:
+    """Every paired difference and CI that README's prose quotes is in the generated page."""
+    readme = (ROOT / "README.md").read_text()
+    prose = readme[readme.index("## What we measured"):readme.index("<!-- study-results:begin")]
+    page = (ROOT / "docs" / "results_study.md").read_text()
+    quoted = re.findall(r"\[[+\-−]\d+\.\d\d, [+\-−]\d+\.\d\d\]|[+\-−]\d+\.\d\d\b", prose)
+    assert len(quoted) >= 6, quoted
+    missing = [q for q in quoted if q.replace("−", "-") not in page]
+    assert not missing, f"README quotes numbers the generated tables do not have: {missing}"
 
 
 @pytest.mark.slow
