@@ -84,15 +84,20 @@ def test_rerun_with_other_options_is_refused(study, capsys) -> None:
     assert not (root / "other").exists()  # refused before anything ran
 
 
+def without_one_summary(root: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The study's summaries copied under tmp_path but multitask s1's, and a `run` argv."""
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    (results / "tiny" / "1" / "multitask" / "s1.json").unlink()
+    return results, ["run", str(root / "tiny.json"), "--jobs", "1", "--output",
+                     str(tmp_path / "runs"), "--results", str(results)]
+
+
 def test_kept_summaries_are_reused_without_run_folders(study, tmp_path, monkeypatch,
                                                        capsys) -> None:
     """A new machine: the run folders are gone, the committed summaries are not."""
     root, compare, _ = study
-    results = tmp_path / "results"
-    shutil.copytree(root / "results", results)
-    (results / "tiny" / "1" / "multitask" / "s1.json").unlink()
-    argv = ["run", str(root / "tiny.json"), "--jobs", "1", "--output", str(tmp_path / "runs"),
-            "--results", str(results)]
+    results, argv = without_one_summary(root, tmp_path)
     assert compare.main([*argv, "--estimate", "--no-probe"]) == 0
     out = capsys.readouterr().out
     rows = [line.split()[:3] for line in out.splitlines()
@@ -128,11 +133,7 @@ def test_kept_summary_of_other_options_is_refused(study, tmp_path, capsys) -> No
 def test_a_failed_run_is_recorded_skipped_reported_and_retried(study, tmp_path, monkeypatch,
                                                               capsys) -> None:
     root, compare, _ = study
-    results = tmp_path / "results"
-    shutil.copytree(root / "results", results)
-    (results / "tiny" / "1" / "multitask" / "s1.json").unlink()
-    argv = ["run", str(root / "tiny.json"), "--jobs", "1", "--output", str(tmp_path / "runs"),
-            "--results", str(results)]
+    results, argv = without_one_summary(root, tmp_path)
     train = compare.run_training
     calls = []
 
