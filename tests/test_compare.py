@@ -443,15 +443,20 @@ def test_committed_tables_match_committed_summaries(tmp_path) -> None:
         "README's study table is out of date: run `python examples/compare.py report`")
 
 
-def test_readme_prose_quotes_the_generated_tables() -> None:
-    """Every paired difference and CI that README's prose quotes is in the generated page."""
-    readme = (ROOT / "README.md").read_text()
-    prose = readme[readme.index("## What we measured"):readme.index("<!-- study-results:begin")]
+@pytest.mark.parametrize("path, begin, end", [
+    ("README.md", "## What we measured", "<!-- study-results:begin"),
+    ("docs/results.md", "## Paired many-seed studies", "### The baseline recipe"),
+])
+def test_prose_quotes_the_generated_tables(path, begin, end) -> None:
+    """Every paired difference and CI that the prose on the study quotes is on the generated
+    page (the prose is written by hand; its numbers must not drift from the summaries)."""
+    text = (ROOT / path).read_text()
+    prose = text[text.index(begin):text.index(end)]
     page = (ROOT / "docs" / "results_study.md").read_text()
     quoted = re.findall(r"\[[+\-−]\d+\.\d\d, [+\-−]\d+\.\d\d\]|[+\-−]\d+\.\d\d\b", prose)
     assert len(quoted) >= 6, quoted
     missing = [q for q in quoted if q.replace("−", "-") not in page]
-    assert not missing, f"README quotes numbers the generated tables do not have: {missing}"
+    assert not missing, f"{path} quotes numbers the generated tables do not have: {missing}"
 
 
 @pytest.mark.slow
