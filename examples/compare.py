@@ -18,11 +18,11 @@ so arms are compared seed by seed.
     python examples/compare.py report
 
 Every finished run leaves ``results/<study>/<fraction>/<arm>/s<seed>.json``: its options, code
-commit, machine, per-epoch metrics and final metrics; no weights. A run that fails (a diverged
-loss, say) leaves ``s<seed>.failed.json`` beside them instead: its options, error and the
-epochs it finished. Commit those files: the report is generated from them alone, and names
-every failed run. ``run`` does not train a recorded failure again unless given
-``--retry-failed``.
+commit, machine, per-epoch metrics and final metrics; no weights. A run that training itself
+stops (a loss that is not finite) leaves ``s<seed>.failed.json`` beside them instead: its
+options, error and the epochs it finished. Commit those files: the report is generated from
+them alone, and names every failed run. ``run`` does not train a recorded failure again unless
+given ``--retry-failed``.
 """
 
 from __future__ import annotations
@@ -272,6 +272,12 @@ def _round(v: Any) -> Any:
     return v
 
 
+def _compact_epochs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-epoch metrics to 6 significant digits: a 30-epoch run stays a few KB."""
+    return [{k: _round(e[k]) for k in EPOCH_KEYS if k in e and e[k] is not None}
+            for e in records]
+
+
 def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
     """The small JSON summary of a finished run folder (no weights).
 
@@ -310,9 +316,7 @@ def summarize(run_dir: Path, study: str, arm: str) -> dict[str, Any]:
     else:
         summary["launches"] = [{"code": code_version(), "recorded": "at collection",
                                 "collected": now(), "run_dir": run_dir.name}]
-    # per-epoch curves to 6 significant digits: a 30-epoch run stays a few KB
-    summary["epochs"] = [{k: _round(e[k]) for k in EPOCH_KEYS if k in e and e[k] is not None}
-                         for e in epochs]
+    summary["epochs"] = _compact_epochs(epochs)
     summary["final"] = {
         **{k: final[k] for k in ("data", "device", "world_size", "epochs_run", "samples_seen",
                                  "train_time_s", "eval_time_s", "selected", "classes")
@@ -363,8 +367,7 @@ def failure_record(job: Job, study: str, error: str) -> dict[str, Any]:
         "options": {k: v for k, v in sorted(options.items()) if k not in NOT_OPTIONS},
         "error": error,
         "launches": launches,
-        "epochs": [{k: _round(e[k]) for k in EPOCH_KEYS if k in e and e[k] is not None}
-                   for e in _epoch_records(job.run_dir)],
+        "epochs": _compact_epochs(_epoch_records(job.run_dir)),
     }
 
 
@@ -1097,8 +1100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     todo = [job for job in jobs
             if job not in finished and job.key not in kept and job.key not in skipped]
     for key, record in skipped.items():
-        print(f"skipping {key}: it failed before ({record['error']}); --retry-failed trains "
-              "it again", flush=True)
+        print(f"skipping {key}: it failed before ({short_error(record['error'])}); "
+              "--retry-failed trains it again", flush=True)
     save_study(spec, results)
     for job in finished:
         if not summary_path(results, spec["name"], job.fraction, job.arm, job.seed).is_file():
