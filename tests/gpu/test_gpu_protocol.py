@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACK = runpy.run_path(str(ROOT / "scripts" / "pack_fer2013.py"), run_name="pack_fer2013")
 
 

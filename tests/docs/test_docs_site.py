@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 from file_modules import load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # A 1x1 PNG, so the good page has an image that loads.
 PIXEL_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415478"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--", "--batch-size", "8", "--eval-batch-size", "64", "--checkpoint-every", "0"]
 
 

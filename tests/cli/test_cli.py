@@ -12,7 +12,7 @@ from mtl_heads.datasets import FER2013
 
 pytest.importorskip("dlib", reason='needs the landmarks extra: pip install "mtl-heads[landmarks]"')
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _csv(path: Path, n: int = 5) -> Path:

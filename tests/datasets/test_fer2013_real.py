@@ -24,7 +24,7 @@ from mtl_heads.datasets import (
 
 pytestmark = pytest.mark.realdata
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Counts from fer2013.SOURCE.md (the official numbers).
 COUNTS = {
     "Training": [3995, 436, 4097, 7215, 4830, 3171, 4965],

@@ -98,7 +98,7 @@ def test_scripts_parse_every_split_option() -> None:
 
     from mtl_heads.datasets import SPLIT_OPTIONS
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "label_map_prior_iou.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "label_map_prior_iou.py"
     args = runpy.run_path(str(script), run_name="prior_iou")["build_parser"]().parse_args(
         ["--data", "synthetic"])
     assert all(hasattr(args, k) for k in SPLIT_OPTIONS)

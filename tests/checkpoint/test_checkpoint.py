@@ -12,7 +12,7 @@ from trained_runs import CLASSES, write_run
 
 from mtl_heads.checkpoint import load_trained, resolve_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_folder_rebuilds_model_and_preprocessing(tmp_path) -> None:

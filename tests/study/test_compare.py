@@ -11,7 +11,7 @@ import pytest
 import torch
 from file_modules import load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "synthetic", "--synthetic-train", "120", "--synthetic-test", "48",
         "--batch-size", "32", "--eval-batch-size", "64", "--epochs", "1", "--lr", "0.05", "--tta"]
 STUDY = {

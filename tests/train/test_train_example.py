@@ -21,7 +21,7 @@ from file_modules import load
 
 from mtl_heads.checkpoint import load_trained
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "examples" / "train.py"
 TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "64",
         "--batch-size", "32", "--eval-batch-size", "64", "--quiet"]
