@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from experiment import RESULT_NEUTRAL, finished_run, run_training  # noqa: E402
 from train import TrainingError, build_parser, saved_options  # noqa: E402
 
-from mtl_heads.stats import compare_paired, mean_std  # noqa: E402
+from mtl_heads.study import compare_paired, mean_std  # noqa: E402
 
 SUMMARY_FORMAT = 1
 TRAINING_ERROR = 3  # examples/train.py's exit status for a TrainingError (a loss not finite)

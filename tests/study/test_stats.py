@@ -1,14 +1,16 @@
-"""mtl_heads.stats on inputs with known answers."""
+"""mtl_heads.study.stats on inputs with known answers."""
 
 from __future__ import annotations
 
+import importlib
 import math
 from itertools import product
 
 import numpy as np
 import pytest
 
-from mtl_heads.stats import bootstrap_ci, compare_paired, mean_std, wilcoxon_signed_rank
+import mtl_heads.study
+from mtl_heads.study.stats import bootstrap_ci, compare_paired, mean_std, wilcoxon_signed_rank
 
 
 def brute_force_p(d: list[float]) -> float:
@@ -119,3 +121,10 @@ def test_bad_input_names_the_culprit() -> None:
         wilcoxon_signed_rank([1.0], alternative="bigger")
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci([1.0, 2.0], confidence=95)
+
+
+def test_old_module_is_a_deprecated_alias() -> None:
+    with pytest.warns(DeprecationWarning, match=r"mtl_heads\.stats moved to mtl_heads\.study"):
+        old = importlib.reload(importlib.import_module("mtl_heads.stats"))
+    assert old.compare_paired is compare_paired and old.bootstrap_ci is bootstrap_ci
+    assert mtl_heads.study.wilcoxon_signed_rank is wilcoxon_signed_rank
