@@ -16,11 +16,19 @@ from . import (  # noqa: F401  (models registers fer_convnet in timm)
     models,
     preprocessing,
 )
-from .augmentation import AlignedAugmentation
+from .augmentation import AlignedAugmentation, RandomAlignedCrop
+from .checkpoint import TrainedModel, load_trained
 from .heads import LabelMapHead, LinearLabelMapHead, SpatialLabelMapHead
 from .landmarks import PAPER_GROUPS, LabelMapGroup, landmarks_to_label_maps, mirror_channels
-from .losses import MaskedMultiTaskLoss, masked_multitask_loss
-from .models import MultiTaskModel, create_model
+from .losses import MaskedMultiTaskLoss, label_map_loss, masked_multitask_loss
+from .metrics import LabelMapMetrics, label_map_prior
+from .models import (
+    InputResize,
+    MultiTaskModel,
+    ResizedClassifier,
+    create_model,
+    default_head_kind,
+)
 from .preprocessing import PaperPreprocessing
 
 __version__ = "0.1.0"
@@ -28,15 +36,24 @@ __version__ = "0.1.0"
 __all__ = [
     "PAPER_GROUPS",
     "AlignedAugmentation",
+    "InputResize",
     "LabelMapGroup",
     "LabelMapHead",
+    "LabelMapMetrics",
     "LinearLabelMapHead",
     "MaskedMultiTaskLoss",
     "MultiTaskModel",
     "PaperPreprocessing",
+    "RandomAlignedCrop",
+    "ResizedClassifier",
     "SpatialLabelMapHead",
+    "TrainedModel",
     "create_model",
+    "default_head_kind",
+    "label_map_loss",
+    "label_map_prior",
     "landmarks_to_label_maps",
+    "load_trained",
     "masked_multitask_loss",
     "mirror_channels",
 ]

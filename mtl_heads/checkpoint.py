@@ -22,12 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._deprecation import warn_renamed
 from .models.multitask import MultiTaskModel, create_model
 from .preprocessing import PREPROCESSING, PaperPreprocessing
 
 __all__ = ["TrainedModel", "load_trained", "resolve_checkpoint", "read_checkpoint"]
 
 METADATA_KEY = "mtl_heads_train"
+# the run option holding the map count: today's name, then the one older runs saved
+_NUM_LABEL_MAPS_KEYS = ("num_label_maps", "label_maps")
 # preferred file of a run folder first: the model train.py selects for its final evaluation
 RUN_FILES = ("best.safetensors", "last.safetensors")
 
@@ -70,8 +73,15 @@ class TrainedModel:
         return int(self.preprocessing.per_pixel.mean.shape[0])
 
     @property
+    def num_label_maps(self) -> int:
+        """The number of label maps the model predicts (0: the baseline)."""
+        return self.model.num_label_maps
+
+    @property
     def label_maps(self) -> int:
-        return self.model.label_maps
+        """Deprecated: :attr:`num_label_maps`."""
+        warn_renamed("TrainedModel.label_maps", "num_label_maps", stacklevel=3)
+        return self.num_label_maps
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -146,9 +156,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise ValueError(f"{path}: unreadable {METADATA_KEY!r} metadata ({err})") from err
     if "args" not in state:
         state["args"] = _run_args(path)
-    for key in ("backbone", "label_maps"):
-        if key not in state["args"]:
-            raise ValueError(f"{path}: the run's options lack {key!r}")
+    args = state["args"]
+    if "backbone" not in args:
+        raise ValueError(f"{path}: the run's options lack 'backbone'")
+    if not any(key in args for key in _NUM_LABEL_MAPS_KEYS):
+        raise ValueError(f"{path}: the run's options lack 'num_label_maps' (or 'label_maps')")
     return tensors, meta
 
 
@@ -179,9 +191,11 @@ def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tens
 def _classifier_shape(backbone: nn.Module, state: dict[str, torch.Tensor]) -> torch.Size | None:
     names = (getattr(backbone, "pretrained_cfg", None) or {}).get("classifier")
     for name in [names] if isinstance(names, str) else list(names or []):
-        weight = state.get(f"backbone.{name}.weight")
-        if weight is not None:
-            return weight.shape
+        # "backbone.model.": a backbone behind an input resize (ResizedClassifier)
+        for prefix in ("backbone.", "backbone.model."):
+            weight = state.get(f"{prefix}{name}.weight")
+            if weight is not None:
+                return weight.shape
     return None
 
 
@@ -266,11 +280,13 @@ def load_trained(
     except RuntimeError as err:
         raise ValueError(f"{file}: the preprocessing tensors do not load: {err}") from err
 
-    label_maps = int(args["label_maps"])
-    head = args.get("head") if label_maps else None
+    num_label_maps = int(next(args[k] for k in _NUM_LABEL_MAPS_KEYS if k in args))
+    head = args.get("head") if num_label_maps else None
+    # a run whose backbone does not fit its crop resized its inputs (create_model's option)
+    resize_input = bool(args.get("resize_input", False))
     # build once with a placeholder class count to find the classifier's width in the file
     probe = create_model(name, num_classes=1, in_chans=in_chans, img_size=crop,
-                         label_maps=0)
+                         num_label_maps=0, resize_input=resize_input)
     shape = _classifier_shape(probe.backbone, model_state)
     if shape is None:
         raise ValueError(
@@ -281,7 +297,7 @@ def load_trained(
     if num_classes is not None and num_classes != found:
         raise ValueError(f"{file}: a {found}-class checkpoint, expected {num_classes} classes")
     model = create_model(name, num_classes=found, in_chans=in_chans, img_size=crop,
-                         label_maps=label_maps, head=head)
+                         num_label_maps=num_label_maps, head=head, resize_input=resize_input)
     try:
         model.load_state_dict(model_state)
     except RuntimeError as err:

@@ -8,8 +8,9 @@ gone). :func:`export_model` writes it as ONNX, TorchScript or safetensors.
 
 The safetensors file is an ordinary timm state dict of the backbone (``timm.create_model(name,
 pretrained=True, pretrained_cfg_overlay=dict(file=..., num_classes=K))`` loads it); the
-preprocessing and the class names travel in its metadata (``mtl_heads_export``), and
-:meth:`DeployedClassifier.from_safetensors` rebuilds the whole classifier from it.
+preprocessing, the class names and, for a model built with ``resize_input=True``, the size its
+:class:`~mtl_heads.models.InputResize` resizes to travel in its metadata (``mtl_heads_export``),
+and :meth:`DeployedClassifier.from_safetensors` rebuilds the whole classifier from it.
 """
 
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from .augmentation import center_crop, ten_crop_views
 from .checkpoint import TrainedModel, load_trained, read_safetensors
+from .models.input_resize import ResizedClassifier
 from .preprocessing import per_image_normalize
 
 __all__ = ["DeployedClassifier", "export_model", "EXPORT_FORMATS"]
@@ -135,11 +137,15 @@ class DeployedClassifier(nn.Module):
         """The classifier's timm state dict, with the preprocessing and classes in metadata."""
         from safetensors.torch import save_file
 
-        state = self.classifier.state_dict()
+        timm_model, input_resize = self.classifier, None
+        if isinstance(timm_model, ResizedClassifier):
+            # the file stays a plain timm checkpoint; the resize is rebuilt from the metadata
+            timm_model, input_resize = timm_model.model, list(timm_model.resize.size)
+        state = timm_model.state_dict()
         tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         meta = dict(self.config(), architecture=architecture,
                     num_classes=int(self.classifier.num_classes),
-                    in_chans=int(self.pixel_mean.shape[0]))
+                    in_chans=int(self.pixel_mean.shape[0]), input_resize=input_resize)
         save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta)})
 
     @classmethod
@@ -161,7 +167,9 @@ class DeployedClassifier(nn.Module):
             raise ValueError(f"{path}: no {METADATA_KEY!r} metadata (written by mtl-heads export?)")
         meta = json.loads(metadata[METADATA_KEY])
         kwargs: dict[str, Any] = dict(num_classes=meta["num_classes"], in_chans=meta["in_chans"])
-        size = meta["crop"] or meta["pixel_shape"][-1]
+        input_resize = meta.get("input_resize")  # absent in files written before it existed
+        # the size the timm model itself runs at: behind an input resize, the resized size
+        size = tuple(input_resize) if input_resize else meta["crop"] or meta["pixel_shape"][-1]
         try:  # ViTs and fer_convnet fix their input size when built; CNNs take no img_size
             classifier = timm.create_model(meta["architecture"], img_size=size, **kwargs)
         except TypeError as err:
@@ -174,6 +182,8 @@ class DeployedClassifier(nn.Module):
             raise ValueError(
                 f"{path}: the weights do not fit a {meta['architecture']} ({err})"
             ) from err
+        if input_resize:
+            classifier = ResizedClassifier(classifier, input_resize)
         shape = meta["pixel_shape"]
         return cls(
             classifier,

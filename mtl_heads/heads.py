@@ -18,8 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LabelMapHead", "LinearLabelMapHead", "SpatialLabelMapHead"]
+from ._deprecation import renamed_kwargs, warn_renamed
 
+__all__ = ["HEAD_KINDS", "LabelMapHead", "LinearLabelMapHead", "SpatialLabelMapHead"]
+
+# the head kinds: ``LabelMapHead.kind``, the ``kind`` key of ``create_model(head=dict(...))``
 HEAD_KINDS = ("linear", "spatial")
 
 
@@ -32,10 +35,11 @@ def _to_2tuple(size: int | Sequence[int], name: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
-def _check_label_maps(label_maps: int) -> int:
-    if isinstance(label_maps, bool) or not isinstance(label_maps, int) or label_maps < 1:
-        raise ValueError(f"label_maps must be a positive int, got {label_maps!r}")
-    return label_maps
+def _check_num_label_maps(num_label_maps: int) -> int:
+    n = num_label_maps
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_label_maps must be a positive int, got {num_label_maps!r}")
+    return num_label_maps
 
 
 def _check_prior(prior: torch.Tensor, k: int, img_size: tuple[int, int] | None) -> torch.Tensor:
@@ -59,14 +63,21 @@ def _check_prior(prior: torch.Tensor, k: int, img_size: tuple[int, int] | None) 
 
 
 class LabelMapHead(nn.Module):
-    """Base class of the label-map heads: ``label_maps`` logit maps (pre-sigmoid) per image.
+    """Base class of the label-map heads: ``num_label_maps`` logit maps (pre-sigmoid) per image.
 
-    Subclasses set :attr:`label_maps` and :attr:`kind` and implement ``forward`` and
-    ``init_prior``; :class:`~mtl_heads.models.MultiTaskModel` picks one by ``head=``.
+    Subclasses set :attr:`num_label_maps` and :attr:`kind` (one of :data:`HEAD_KINDS`) and
+    implement ``forward`` and ``init_prior``; :class:`~mtl_heads.models.MultiTaskModel` picks one
+    by ``head=``.
     """
 
     kind: str
-    label_maps: int
+    num_label_maps: int
+
+    @property
+    def label_maps(self) -> int:
+        """Deprecated: :attr:`num_label_maps`."""
+        warn_renamed(f"{type(self).__name__}.label_maps", "num_label_maps", stacklevel=3)
+        return self.num_label_maps
 
     @torch.no_grad()
     def init_prior(self, prior: torch.Tensor, eps: float = 1e-3) -> "LabelMapHead":
@@ -96,7 +107,8 @@ class LinearLabelMapHead(LabelMapHead):
 
     Args:
         in_features: width D of the pre-logits vector.
-        label_maps: number of label maps K (3 in the paper: two eyebrows and the mouth).
+        num_label_maps: number of label maps K (3 in the paper: two eyebrows and the mouth);
+            ``label_maps=`` is its deprecated alias.
         img_size: (H, W) (or one int) of the maps it predicts; inputs of another size raise at
             forward (a linear map has one output unit per pixel, so it cannot resize itself:
             build a new head, or use :class:`SpatialLabelMapHead`).
@@ -107,7 +119,7 @@ class LinearLabelMapHead(LabelMapHead):
 
     Examples:
         >>> _ = torch.manual_seed(0)
-        >>> head = LinearLabelMapHead(3072, label_maps=3, img_size=42)
+        >>> head = LinearLabelMapHead(3072, num_label_maps=3, img_size=42)
         >>> head.fc.out_features  # the paper's 5,292 logistic units
         5292
         >>> head(torch.randn(2, 3072)).shape
@@ -123,21 +135,24 @@ class LinearLabelMapHead(LabelMapHead):
 
     kind = "linear"
 
-    def __init__(self, in_features: int, label_maps: int, img_size: int | Sequence[int]) -> None:
+    @renamed_kwargs(label_maps="num_label_maps")
+    def __init__(
+        self, in_features: int, num_label_maps: int, img_size: int | Sequence[int]
+    ) -> None:
         super().__init__()
-        self.label_maps = _check_label_maps(label_maps)
+        self.num_label_maps = _check_num_label_maps(num_label_maps)
         if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
             raise ValueError(f"in_features must be a positive int, got {in_features!r}")
         self.in_features = in_features
         self.img_size = _to_2tuple(img_size, "img_size")
         h, w = self.img_size
-        self.fc = nn.Linear(self.in_features, label_maps * h * w)
+        self.fc = nn.Linear(self.in_features, num_label_maps * h * w)
 
     @torch.no_grad()
     def init_prior(self, prior: torch.Tensor, eps: float = 1e-3) -> "LinearLabelMapHead":
-        p = _check_prior(prior, self.label_maps, self.img_size).clamp(eps, 1 - eps)
+        p = _check_prior(prior, self.num_label_maps, self.img_size).clamp(eps, 1 - eps)
         if p.ndim == 1:
-            p = p[:, None, None].expand(self.label_maps, *self.img_size)
+            p = p[:, None, None].expand(self.num_label_maps, *self.img_size)
         self.fc.bias.copy_(torch.logit(p).reshape(-1))
         return self
 
@@ -172,11 +187,11 @@ class LinearLabelMapHead(LabelMapHead):
                 "build the model with img_size matching the input, or use head='spatial' which "
                 "follows the input size"
             )
-        return self.fc(x).view(x.shape[0], self.label_maps, h, w)
+        return self.fc(x).view(x.shape[0], self.num_label_maps, h, w)
 
     def extra_repr(self) -> str:
         return (
-            f"in_features={self.in_features}, label_maps={self.label_maps}, "
+            f"in_features={self.in_features}, num_label_maps={self.num_label_maps}, "
             f"img_size={self.img_size}"
         )
 
@@ -186,7 +201,7 @@ class SpatialLabelMapHead(LabelMapHead):
 
     Args:
         in_channels: channel count of each feature map it will receive, in order.
-        label_maps: number of label maps K.
+        num_label_maps: number of label maps K; ``label_maps=`` is its deprecated alias.
         channels: width of the decoder (lateral 1x1 convs, 3x3 fusion conv).
 
     Shape:
@@ -195,7 +210,7 @@ class SpatialLabelMapHead(LabelMapHead):
 
     Examples:
         >>> _ = torch.manual_seed(0)
-        >>> head = SpatialLabelMapHead([16, 32, 64], label_maps=3, channels=32)
+        >>> head = SpatialLabelMapHead([16, 32, 64], num_label_maps=3, channels=32)
         >>> sizes = [(16, 24), (32, 12), (64, 2)]  # (channels, side): strides 2, 4, 32 at 48 px
         >>> feats = [torch.randn(2, c, s, s) for c, s in sizes]
         >>> head(feats, size=(48, 48)).shape
@@ -204,9 +219,12 @@ class SpatialLabelMapHead(LabelMapHead):
 
     kind = "spatial"
 
-    def __init__(self, in_channels: Sequence[int], label_maps: int, channels: int = 64) -> None:
+    @renamed_kwargs(label_maps="num_label_maps")
+    def __init__(
+        self, in_channels: Sequence[int], num_label_maps: int, channels: int = 64
+    ) -> None:
         super().__init__()
-        self.label_maps = _check_label_maps(label_maps)
+        self.num_label_maps = _check_num_label_maps(num_label_maps)
         if (
             isinstance(in_channels, int | str)
             or not in_channels
@@ -223,11 +241,11 @@ class SpatialLabelMapHead(LabelMapHead):
             nn.BatchNorm2d(self.channels),
             nn.ReLU(inplace=True),
         )
-        self.classifier = nn.Conv2d(self.channels, label_maps, 1)
+        self.classifier = nn.Conv2d(self.channels, num_label_maps, 1)
 
     @torch.no_grad()
     def init_prior(self, prior: torch.Tensor, eps: float = 1e-3) -> "SpatialLabelMapHead":
-        p = _check_prior(prior, self.label_maps, None).clamp(eps, 1 - eps)
+        p = _check_prior(prior, self.num_label_maps, None).clamp(eps, 1 - eps)
         if p.ndim == 3:
             p = p.mean((1, 2))
         self.classifier.bias.copy_(torch.logit(p))
@@ -276,4 +294,4 @@ class SpatialLabelMapHead(LabelMapHead):
         return F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, label_maps={self.label_maps}"
+        return f"in_channels={self.in_channels}, num_label_maps={self.num_label_maps}"

@@ -7,8 +7,9 @@ r"""The masked multi-task loss of DeVries et al. 2014, Eq. (1)-(3), as a functio
           \mathrm{BCE}\big(\sigma(\hat y_{nkij}), y_{nkij}\big)
 
 where :math:`C_e` is the cross-entropy of the class logits (mean over the samples that have a
-label), :math:`v_n \in \{0, 1\}` marks the samples whose label maps are valid (the landmark
-detector found a face), and the label-map term is divided by the batch size :math:`B`, not by the
+label), :math:`v_n \in \{0, 1\}` marks the samples whose label maps are valid
+(``targets["label_maps_valid"]``; in the paper, the landmark detector found a face), and the
+label-map term is divided by the batch size :math:`B`, not by the
 number of valid samples (the paper's normalisation; ``label_map_reduction="valid"`` divides by
 :math:`\sum_n v_n` instead).
 
@@ -42,6 +43,10 @@ from torch import nn
 __all__ = ["MAP_LOSSES", "MaskedMultiTaskLoss", "label_map_loss", "masked_multitask_loss"]
 
 IGNORE_INDEX = -100
+# The maps' validity v_n. A face data set's items say whether landmarks were found
+# ("landmarks_valid"); its maps are drawn from those landmarks, so they are valid exactly where
+# the landmarks are, and a face batch feeds the loss as it is, under its own key.
+_VALID_KEYS = ("label_maps_valid", "landmarks_valid")
 _REDUCTIONS = ("batch", "valid")
 MAP_LOSSES = ("paper_eq2", "paper_text", "balanced_bce", "dice", "bce_dice", "mse", "focal")
 _WEIGHTINGS = ("fixed", "uncertainty")
@@ -90,7 +95,9 @@ def _check_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
         )
 
 
-def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
+def _check_label_maps(
+    pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, valid_key: str
+) -> None:
     if target.ndim != 4:
         raise ValueError(
             f"targets['label_maps'] must be (B, K, H, W), got shape {tuple(target.shape)}"
@@ -112,16 +119,15 @@ def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
         )
     if valid.ndim != 1 or valid.shape[0] != pred.shape[0]:
         raise ValueError(
-            f"targets['landmarks_valid'] must be (B,) = ({pred.shape[0]},), got "
-            f"{tuple(valid.shape)}"
+            f"targets[{valid_key!r}] must be (B,) = ({pred.shape[0]},), got {tuple(valid.shape)}"
         )
     if valid.dtype != torch.bool:
         if valid.is_floating_point() and torch.isnan(valid).any():
-            raise ValueError("targets['landmarks_valid'] contains NaN; expected bool or 0/1")
+            raise ValueError(f"targets[{valid_key!r}] contains NaN; expected bool or 0/1")
         if ((valid != 0) & (valid != 1)).any():
             i = int(((valid != 0) & (valid != 1)).nonzero()[0, 0])
             raise ValueError(
-                f"targets['landmarks_valid'] must be bool (or 0/1), got {valid[i].item()} at "
+                f"targets[{valid_key!r}] must be bool (or 0/1), got {valid[i].item()} at "
                 f"index {i}"
             )
     checked = target[valid.bool()]
@@ -132,7 +138,7 @@ def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
         if nan.any():
             i = int(valid.bool().nonzero()[nan.flatten(1).any(1).nonzero()[0, 0], 0])
             raise ValueError(
-                f"targets['label_maps'][{i}] contains NaN although landmarks_valid[{i}] is True"
+                f"targets['label_maps'][{i}] contains NaN although {valid_key}[{i}] is True"
             )
         if ((checked < 0) | (checked > 1)).any():
             raise ValueError(
@@ -257,9 +263,11 @@ def masked_multitask_loss(
             loss is the CE term alone and the target maps are ignored.
         targets: ``"label"``: ``(B,)`` int class ids (``-100`` = missing, skipped) or ``(B, C)``
             class probabilities (FER+ soft labels); ``"label_maps"``: ``(B, K, H, W)`` floats in
-            [0, 1] (required when the outputs have label maps); ``"landmarks_valid"``: ``(B,)``
-            bool (or 0/1), default all valid. Maps of invalid samples are ignored entirely (they may
-            hold anything, NaN included).
+            [0, 1] (required when the outputs have label maps); ``"label_maps_valid"``: ``(B,)``
+            bool (or 0/1), which samples' maps count, default all. Maps of invalid samples are
+            ignored entirely (they may hold anything, NaN included). A face batch's
+            ``"landmarks_valid"`` (the data sets' item key) is read as the maps' validity when
+            ``"label_maps_valid"`` is absent, so the batch feeds the loss as it is.
         lam: weight lambda of the label-map term (1 in the paper, which found it "not sensitive").
         label_smoothing: passed to the CE term (``F.cross_entropy``), for hard and soft labels.
         class_weight: ``(C,)`` class weights passed to the CE term. With hard labels the CE is
@@ -289,7 +297,7 @@ def masked_multitask_loss(
         >>> targets = {
         ...     "label": torch.tensor([0, 3, -100, 6]),
         ...     "label_maps": torch.rand(4, 3, 42, 42).round(),
-        ...     "landmarks_valid": torch.tensor([True, False, True, True]),
+        ...     "label_maps_valid": torch.tensor([True, False, True, True]),
         ... }
         >>> loss, terms = masked_multitask_loss(outputs, targets, return_terms=True)
         >>> loss
@@ -332,12 +340,13 @@ def masked_multitask_loss(
         if "label_maps" not in targets:
             raise ValueError(
                 "outputs have 'label_maps' but targets do not: pass targets['label_maps'] (with "
-                "landmarks_valid all False where no maps exist), or build the model with "
-                "label_maps=0"
+                "label_maps_valid all False where no maps exist), or build the model with "
+                "num_label_maps=0"
             )
         target = targets["label_maps"]
         b = pred.shape[0]
-        valid = targets.get("landmarks_valid")
+        valid_key = next((k for k in _VALID_KEYS if targets.get(k) is not None), _VALID_KEYS[0])
+        valid = targets.get(valid_key)
         if valid is None:
             valid = torch.ones(b, dtype=torch.bool, device=pred.device)
         if logits.shape[0] != b:
@@ -347,7 +356,7 @@ def masked_multitask_loss(
         valid = torch.as_tensor(valid, device=pred.device)
         target = torch.as_tensor(target, device=pred.device)
         if validate:
-            _check_label_maps(pred, target, valid)
+            _check_label_maps(pred, target, valid, valid_key)
         valid = valid.bool()
         # Invalid samples' maps are replaced before the BCE so that NaN/garbage there cannot reach
         # the gradient; their per-sample loss is then masked out (v_n = 0, Eq. 3).
@@ -411,7 +420,7 @@ class MaskedMultiTaskLoss(nn.Module):
         >>> outputs = {"logits": torch.randn(2, 7, requires_grad=True),
         ...            "label_maps": torch.randn(2, 3, 8, 8, requires_grad=True)}
         >>> targets = {"label": torch.tensor([1, 2]), "label_maps": torch.zeros(2, 3, 8, 8),
-        ...            "landmarks_valid": torch.tensor([True, False])}
+        ...            "label_maps_valid": torch.tensor([True, False])}
         >>> loss = loss_fn(outputs, targets)
         >>> loss.backward()
         >>> sorted(loss_fn.last_terms)

@@ -20,7 +20,7 @@ class BackboneCase:
         name: timm model name.
         sizes: square input sizes it is tested at.
         kwargs: extra ``create_model`` keyword arguments (beyond ``num_classes=7, in_chans=1,
-            label_maps=3``); ``img_size`` is added per size when ``pass_img_size`` is set.
+            num_label_maps=3``); ``img_size`` is added per size when ``pass_img_size`` is set.
         pass_img_size: the backbone fixes its input size at construction (ViT, Swin).
         note: why the kwargs are what they are.
         slow: run only with ``--runslow``.
@@ -39,7 +39,7 @@ class BackboneCase:
         return f"{self.family}-{self.name}"
 
     def create_kwargs(self, size: int) -> dict[str, Any]:
-        kwargs = dict(num_classes=7, in_chans=1, label_maps=3, **self.kwargs)
+        kwargs = dict(num_classes=7, in_chans=1, num_label_maps=3, **self.kwargs)
         if self.pass_img_size:
             kwargs["img_size"] = size
         return kwargs

@@ -121,9 +121,10 @@ class FerConvNet(nn.Module):
     """
 
     # The pre-logits come from a fully-connected layer over the flattened 5x5 map, not from a
-    # global pool, so they still carry where things are: the multi-task wrapper reads this to
-    # give the net the paper's linear label-map head.
-    default_label_map_head = 'linear'
+    # global pool, so they still carry where things are: mtl_heads' default_head_kind() reads
+    # this (the kind of label-map head, not of timm's classifier head) to give the net the
+    # paper's linear label-map head.
+    default_head_kind = 'linear'
 
     def __init__(
             self,

@@ -3,12 +3,12 @@
 :class:`MultiTaskModel` wraps any timm classification model (the *backbone*) and a
 :class:`~mtl_heads.heads.LabelMapHead`. One backbone pass feeds both outputs; ``forward`` always
 returns a dict ``{"logits": (B, num_classes), "label_maps": (B, K, H, W)}`` (no ``"label_maps"``
-key for the ``label_maps=0`` baseline). :meth:`MultiTaskModel.deploy` hands back the plain timm
+key for the ``num_label_maps=0`` baseline). :meth:`MultiTaskModel.deploy` hands back the plain timm
 classifier, so the auxiliary task costs nothing at test time (DeVries et al. 2014).
 
-Which head a backbone gets by default (``head=None``):
+Which head kind a backbone gets by default (``head=None``, :func:`default_head_kind`):
 
-1. the backbone class's ``default_label_map_head`` attribute, when it declares one
+1. the backbone class's ``default_head_kind`` attribute, when it declares one
    (``fer_convnet`` declares ``"linear"``, the paper's head);
 2. otherwise ``"linear"`` if the backbone has no ``forward_intermediates`` (or no
    ``feature_info``) to feed a decoder;
@@ -26,6 +26,7 @@ import torch
 from timm.layers import SpaceToDepth
 from torch import nn
 
+from mtl_heads._deprecation import renamed_kwargs, warn_renamed
 from mtl_heads.heads import (
     HEAD_KINDS,
     LabelMapHead,
@@ -33,15 +34,22 @@ from mtl_heads.heads import (
     SpatialLabelMapHead,
     _to_2tuple,
 )
+from mtl_heads.models.input_resize import ResizedClassifier, _prefix_group_matcher
 
 __all__ = ["MultiTaskModel", "create_model", "default_head_kind"]
 
 _PREFIX = "backbone."
 
 
+def _timm_model(backbone: nn.Module) -> nn.Module:
+    """The timm model itself: a :class:`ResizedClassifier` keeps the contract's methods even where
+    its model lacks them (they raise when called), so capabilities are read from the model."""
+    return backbone.model if isinstance(backbone, ResizedClassifier) else backbone
+
+
 def _backbone_name(backbone: nn.Module) -> str:
     cfg = getattr(backbone, "pretrained_cfg", None) or {}
-    return cfg.get("architecture") or type(backbone).__name__
+    return cfg.get("architecture") or type(_timm_model(backbone)).__name__
 
 
 def _feature_info_list(backbone: nn.Module) -> list[dict[str, Any]] | None:
@@ -55,25 +63,32 @@ def _feature_info_list(backbone: nn.Module) -> list[dict[str, Any]] | None:
 
 
 def default_head_kind(backbone: nn.Module) -> str:
-    """The label-map head ``create_model(..., head=None)`` picks for ``backbone``.
+    """The label-map head kind ``create_model(..., head=None)`` picks for ``backbone``.
 
-    ``type(backbone).default_label_map_head`` when the class declares it; else ``"linear"`` when the
+    The backbone class's ``default_head_kind`` attribute when it declares one (a model written
+    for this package: ``FerConvNet.default_head_kind = "linear"``); else ``"linear"`` when the
     backbone lacks ``forward_intermediates`` or ``feature_info`` (nothing to decode); else
-    ``"spatial"``.
+    ``"spatial"``. The attribute's old name ``default_label_map_head`` is read too, with a
+    ``DeprecationWarning``.
 
     Examples:
         >>> default_head_kind(timm.create_model("test_resnet"))
         'spatial'
     """
-    declared = getattr(type(backbone), "default_label_map_head", None)
+    model = _timm_model(backbone)
+    cls = type(model)
+    attr = "default_head_kind"
+    declared = getattr(cls, attr, None)
+    if declared is None and getattr(cls, "default_label_map_head", None) is not None:
+        declared, attr = cls.default_label_map_head, "default_label_map_head"
+        warn_renamed(f"{cls.__name__}.default_label_map_head", "default_head_kind", stacklevel=3)
     if declared is not None:
         if declared not in HEAD_KINDS:
             raise ValueError(
-                f"{type(backbone).__name__}.default_label_map_head is {declared!r}; expected "
-                f"one of {HEAD_KINDS}"
+                f"{cls.__name__}.{attr} is {declared!r}; expected one of {HEAD_KINDS}"
             )
         return declared
-    if not hasattr(backbone, "forward_intermediates") or _feature_info_list(backbone) is None:
+    if not hasattr(model, "forward_intermediates") or _feature_info_list(backbone) is None:
         return "linear"
     return "spatial"
 
@@ -91,20 +106,13 @@ def _default_indices(info: list[dict[str, Any]]) -> list[int]:
     return sorted({round((j + 1) * n / k) - 1 for j in range(k)})
 
 
-def _prefix_pattern(pattern: str) -> str:
-    # timm matchers are anchored alternations such as r"^cls_token|pos_embed|patch_embed":
-    # group the alternatives so that the prefix applies to each of them
-    body = pattern.removeprefix("^").replace("|^", "|")
-    return "^" + _PREFIX.replace(".", r"\.") + "(?:" + body + ")"
-
-
 def _family(backbone: nn.Module) -> str:
     # the timm module that registers the model is its family ("byoanet", "vision_transformer")
     name = _backbone_name(backbone)
     module = (
         timm.models.model_entrypoint(name).__module__
         if timm.is_model(name)
-        else type(backbone).__module__
+        else type(_timm_model(backbone)).__module__
     )
     return module.rsplit(".", 1)[-1]
 
@@ -113,7 +121,7 @@ def _input_channels(backbone: nn.Module) -> int:
     """The image channels the backbone takes: its ``in_chans`` (most timm models keep it), else
     its first convolution's input channels, divided by the pixels a space-to-depth stem
     (tresnet) folds into channels before it."""
-    in_chans = getattr(backbone, "in_chans", None)
+    in_chans = getattr(_timm_model(backbone), "in_chans", None)
     if isinstance(in_chans, int) and in_chans > 0:
         return in_chans
     folded = 1
@@ -232,57 +240,17 @@ def _linear_head_gap(backbone: nn.Module, img_size: tuple[int, int]) -> tuple[st
     ), False
 
 
-class _InputResize:
-    """Mixin: resize the input to ``input_resize`` before the timm model sees it.
-
-    Made by :func:`_with_input_resize`; the model keeps its class's methods, parameter names and
-    ``state_dict`` (an ordinary timm checkpoint), so ``deploy()`` still hands back a timm model.
-    """
-
-    input_resize: tuple[int, int]
-
-    def _resize_input(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) == self.input_resize:
-            return x
-        return nn.functional.interpolate(
-            x, size=self.input_resize, mode="bilinear", align_corners=False
-        )
-
-    # signatures differ by family (hiera: forward_features(x, mask=None, ...)): pass the rest on
-    def forward_features(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        return super().forward_features(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
-
-    def forward_intermediates(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        return super().forward_intermediates(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
-
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        return super().forward(self._resize_input(x), *args, **kwargs)  # type: ignore[misc]
-
-
-_RESIZED_CLASSES: dict[type, type] = {}
-
-
-def _with_input_resize(backbone: nn.Module, size: tuple[int, int]) -> nn.Module:
-    """``backbone`` (in place) resizing every input to ``size`` first."""
-    cls = type(backbone)
-    if cls not in _RESIZED_CLASSES:
-        _RESIZED_CLASSES[cls] = type(
-            cls.__name__, (_InputResize, cls), {"__module__": cls.__module__}
-        )
-    backbone.__class__ = _RESIZED_CLASSES[cls]
-    backbone.input_resize = size
-    return backbone
-
-
 class MultiTaskModel(nn.Module):
     """A timm classifier with an auxiliary label-map head; one backbone pass feeds both.
 
     Args:
         backbone: a timm classification model (full timm model contract: ``forward_head``,
             ``get_classifier``; the spatial head also needs ``forward_intermediates`` and
-            ``feature_info``).
-        label_maps: number of label maps K; ``0`` builds the baseline (no head, no extra
-            parameters, same ``forward`` dict without ``"label_maps"``).
+            ``feature_info``), or one behind an input resize
+            (:class:`~mtl_heads.models.ResizedClassifier`).
+        num_label_maps: number of label maps K; ``0`` builds the baseline (no head, no extra
+            parameters, same ``forward`` dict without ``"label_maps"``). ``label_maps=`` is its
+            deprecated alias.
         head: ``None`` (see :func:`default_head_kind`), ``"linear"``, ``"spatial"``, or a dict of
             head options with a ``"kind"`` key: ``dict(kind="spatial", channels=64, indices=[...])``
             (``indices``: which ``forward_intermediates`` maps the decoder reads; default: the
@@ -299,7 +267,7 @@ class MultiTaskModel(nn.Module):
     Examples:
         >>> _ = torch.manual_seed(0)
         >>> backbone = timm.create_model("test_resnet", num_classes=7, in_chans=1)
-        >>> model = MultiTaskModel(backbone, label_maps=3).eval()
+        >>> model = MultiTaskModel(backbone, num_label_maps=3).eval()
         >>> out = model(torch.randn(2, 1, 48, 48))
         >>> out["logits"].shape, out["label_maps"].shape
         (torch.Size([2, 7]), torch.Size([2, 3, 48, 48]))
@@ -307,11 +275,12 @@ class MultiTaskModel(nn.Module):
         'spatial'
     """
 
+    @renamed_kwargs(label_maps="num_label_maps")
     def __init__(
         self,
         backbone: nn.Module,
         *,
-        label_maps: int = 3,
+        num_label_maps: int = 3,
         head: str | dict[str, Any] | None = None,
         img_size: int | Sequence[int] | None = None,
     ) -> None:
@@ -320,25 +289,33 @@ class MultiTaskModel(nn.Module):
             raise TypeError(
                 f"backbone must be a timm model (nn.Module), got {type(backbone).__name__}"
             )
-        if isinstance(label_maps, bool) or not isinstance(label_maps, int) or label_maps < 0:
+        timm_model = _timm_model(backbone)
+        if (
+            isinstance(num_label_maps, bool)
+            or not isinstance(num_label_maps, int)
+            or num_label_maps < 0
+        ):
             raise ValueError(
-                f"label_maps must be an int >= 0 (0 = baseline without head), got {label_maps!r}"
+                "num_label_maps must be an int >= 0 (0 = baseline without head), got "
+                f"{num_label_maps!r}"
             )
         for attr in ("forward_head", "get_classifier"):
-            if not hasattr(backbone, attr):
+            if not hasattr(timm_model, attr):
                 raise TypeError(
                     f"{_backbone_name(backbone)} lacks {attr}(): MultiTaskModel needs a timm "
                     "classification model (created with timm.create_model)"
                 )
         self.backbone = backbone
-        self.label_maps = label_maps
+        self.num_label_maps = num_label_maps
         self.head_kind: str | None = None
         self.label_map_head: LabelMapHead | None = None
         self.intermediate_indices: list[int] | None = None
         self._classifier_takes_map = False
-        if label_maps == 0:
+        if num_label_maps == 0:
             if head is not None:
-                raise ValueError(f"head={head!r} given with label_maps=0 (baseline has no head)")
+                raise ValueError(
+                    f"head={head!r} given with num_label_maps=0 (baseline has no head)"
+                )
             return
 
         options = self._parse_head(head)
@@ -376,13 +353,13 @@ class MultiTaskModel(nn.Module):
                 raise ValueError(
                     f"{name} cannot feed the linear label-map head: {gap}; use head='spatial'"
                 )
-            self.label_map_head = LinearLabelMapHead(int(in_features), label_maps, img_size)
+            self.label_map_head = LinearLabelMapHead(int(in_features), num_label_maps, img_size)
         else:
             info = _feature_info_list(backbone)
-            if not hasattr(backbone, "forward_intermediates") or info is None:
+            if not hasattr(timm_model, "forward_intermediates") or info is None:
                 missing = (
                     "forward_intermediates"
-                    if not hasattr(backbone, "forward_intermediates")
+                    if not hasattr(timm_model, "forward_intermediates")
                     else "feature_info"
                 )
                 raise ValueError(f"{name} has no {missing} for the spatial head; use head='linear'")
@@ -400,7 +377,7 @@ class MultiTaskModel(nn.Module):
                 )
             self.intermediate_indices = indices
             self.label_map_head = SpatialLabelMapHead(
-                [int(info[i]["num_chs"]) for i in indices], label_maps, channels=channels
+                [int(info[i]["num_chs"]) for i in indices], num_label_maps, channels=channels
             )
         self.head_kind = kind
 
@@ -419,6 +396,12 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"unknown label-map head kind {kind!r}; expected one of {HEAD_KINDS}")
         options["kind"] = kind
         return options
+
+    @property
+    def label_maps(self) -> int:
+        """Deprecated: :attr:`num_label_maps`."""
+        warn_renamed("MultiTaskModel.label_maps", "num_label_maps", stacklevel=3)
+        return self.num_label_maps
 
     @property
     def num_classes(self) -> int:
@@ -440,7 +423,7 @@ class MultiTaskModel(nn.Module):
 
         Returns:
             ``{"logits": (B, num_classes), "label_maps": (B, K, H, W)}``; no ``"label_maps"`` key
-            when the model was built with ``label_maps=0``.
+            when the model was built with ``num_label_maps=0``.
         """
         head = self.label_map_head
         if head is None:
@@ -477,7 +460,10 @@ class MultiTaskModel(nn.Module):
 
         Returns the wrapped backbone itself (not a copy): it shares parameters with this model, so
         further training of the multi-task model changes it too (``copy.deepcopy`` it for a
-        snapshot). Its ``state_dict`` is an ordinary timm checkpoint of the backbone's architecture.
+        snapshot). Its ``state_dict`` is an ordinary timm checkpoint of the backbone's
+        architecture. A model built with ``resize_input=True`` returns its
+        :class:`~mtl_heads.models.ResizedClassifier` (the resize, then the timm model): its
+        ``.model.state_dict()`` is the timm checkpoint, and it loads one as it is.
 
         Examples:
             >>> model = create_model("test_resnet", num_classes=7, in_chans=1).eval()
@@ -504,22 +490,7 @@ class MultiTaskModel(nn.Module):
         """The backbone's parameter groups (layer-wise LR decay); the head joins the last one."""
         if not hasattr(self.backbone, "group_matcher"):
             raise AttributeError(f"{_backbone_name(self.backbone)} has no group_matcher")
-        matcher = self.backbone.group_matcher(coarse=coarse)
-        if callable(matcher) and not isinstance(matcher, dict):
-
-            def _match(name: str) -> Any:
-                if name.startswith(_PREFIX):
-                    return matcher(name[len(_PREFIX) :])
-                return (float("inf"),)
-
-            return _match
-        out: dict[str, Any] = {}
-        for group, spec in matcher.items():
-            if spec is None or isinstance(spec, str):
-                out[group] = spec if spec is None else _prefix_pattern(spec)
-            else:
-                out[group] = [(_prefix_pattern(p), suffix) for p, suffix in spec]
-        return out
+        return _prefix_group_matcher(self.backbone.group_matcher(coarse=coarse), _PREFIX)
 
 
 def _create_backbone(
@@ -546,11 +517,14 @@ def _head_kind(backbone: nn.Module, head: str | dict[str, Any] | None) -> str:
 
 
 def _runs_at(
-    backbone: nn.Module, size: tuple[int, int], head: str | dict[str, Any] | None, label_maps: int
+    backbone: nn.Module,
+    size: tuple[int, int],
+    head: str | dict[str, Any] | None,
+    num_label_maps: int,
 ) -> Exception | None:
     """Whether one forward at ``size`` works, through the path the label-map head will use."""
-    if label_maps and _head_kind(backbone, head) == "spatial":
-        model: nn.Module = MultiTaskModel(backbone, label_maps=label_maps, head=head)
+    if num_label_maps and _head_kind(backbone, head) == "spatial":
+        model: nn.Module = MultiTaskModel(backbone, num_label_maps=num_label_maps, head=head)
     else:
         model = backbone
     return _probe(lambda: model(_probe_input(backbone, size)), model)
@@ -581,7 +555,7 @@ def _fit_input_size(
     size: tuple[int, int],
     *,
     name: str,
-    label_maps: int,
+    num_label_maps: int,
     head: str | dict[str, Any] | None,
     resize_input: bool,
 ) -> MultiTaskModel:
@@ -598,7 +572,7 @@ def _fit_input_size(
         # timm itself refuses the size (windows or patches that do not divide it, ...)
         backbone, took_size, err = None, True, build_err
     else:
-        model = MultiTaskModel(backbone, label_maps=label_maps, head=head, img_size=size)
+        model = MultiTaskModel(backbone, num_label_maps=num_label_maps, head=head, img_size=size)
         err = _probe(lambda: model(_probe_input(backbone, size)), model)
         if err is None:
             return model
@@ -621,7 +595,7 @@ def _fit_input_size(
             candidate = build((side, side))[0] if took_size else reference
         except _BUILD_ERRORS:
             continue  # timm refuses this size too (twins: patches that do not divide it)
-        if _runs_at(candidate, (side, side), head, label_maps) is None:
+        if _runs_at(candidate, (side, side), head, num_label_maps) is None:
             fits = side, candidate
             break
     h, w = size
@@ -641,7 +615,10 @@ def _fit_input_size(
             f"{side * side / (h * w):.1f}x the compute of the {h}x{w} input), or feed larger images"
         )
     model = MultiTaskModel(
-        _with_input_resize(candidate, (side, side)), label_maps=label_maps, head=head, img_size=size
+        ResizedClassifier(candidate, (side, side)),
+        num_label_maps=num_label_maps,
+        head=head,
+        img_size=size,
     )
     err = _probe(lambda: model(_probe_input(candidate, size)), model)
     if err is not None:
@@ -649,13 +626,14 @@ def _fit_input_size(
     return model
 
 
+@renamed_kwargs(label_maps="num_label_maps")
 def create_model(
     backbone: str | nn.Module,
     *,
     num_classes: int,
     in_chans: int | None = None,
     img_size: int | Sequence[int] | None = None,
-    label_maps: int = 3,
+    num_label_maps: int = 3,
     head: str | dict[str, Any] | None = None,
     pretrained: bool = False,
     resize_input: bool = False,
@@ -676,15 +654,17 @@ def create_model(
             with a ``ValueError`` naming the smallest square size it runs at, unless
             ``resize_input`` is set. ``None``: the backbone's ``pretrained_cfg["input_size"]``,
             unchecked.
-        label_maps: number of label maps K; ``0`` builds the baseline with the same API.
+        num_label_maps: number of label maps K; ``0`` builds the baseline with the same API.
+            ``label_maps=`` is its deprecated alias.
         head: ``None`` (default rule, see :func:`default_head_kind`), ``"linear"``, ``"spatial"``
             or a dict of head options (see :class:`MultiTaskModel`).
         pretrained: load the backbone's pretrained weights (timm's own sources).
         resize_input: for a family that cannot run at ``img_size``, resize every input (bilinear)
-            to the smallest square size it runs at, inside the backbone (``forward``,
-            ``forward_features``, ``forward_intermediates``; ``deploy()`` keeps it). Costs the
-            compute of the larger input; label maps still come out at ``img_size``. Models that
-            fit are left untouched.
+            to the smallest square size it runs at: the backbone becomes a
+            :class:`~mtl_heads.models.ResizedClassifier` (an
+            :class:`~mtl_heads.models.InputResize` in front of the timm model; ``deploy()``
+            returns it). Costs the compute of the larger input; label maps still come out at
+            ``img_size``. Models that fit are left untouched.
         **backbone_kwargs: passed on to ``timm.create_model`` (e.g. ``drop_rate``, ``patch_size``).
 
     Returns:
@@ -706,7 +686,7 @@ def create_model(
         ValueError: inception_v3 ... does not run on 48x48 ...80x80...resize_input=True...
         >>> model = create_model("inception_v3", num_classes=7, in_chans=1, img_size=48,
         ...                      resize_input=True)
-        >>> model.backbone.input_resize, model(torch.randn(2, 1, 48, 48))["label_maps"].shape
+        >>> model.backbone.resize.size, model(torch.randn(2, 1, 48, 48))["label_maps"].shape
         ((80, 80), torch.Size([2, 3, 48, 48]))
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -757,12 +737,12 @@ def create_model(
     if img_size is None:
         if resize_input:
             raise ValueError("resize_input=True needs img_size= (the size of your inputs)")
-        return MultiTaskModel(model, label_maps=label_maps, head=head)
+        return MultiTaskModel(model, num_label_maps=num_label_maps, head=head)
     return _fit_input_size(
         build,
         _to_2tuple(img_size, "img_size"),
         name=backbone if isinstance(backbone, str) else _backbone_name(backbone),
-        label_maps=label_maps,
+        num_label_maps=num_label_maps,
         head=head,
         resize_input=resize_input,
     )

@@ -5,7 +5,7 @@ from mtl_heads import LabelMapHead, LinearLabelMapHead, SpatialLabelMapHead
 
 
 def test_linear_paper_size() -> None:
-    head = LinearLabelMapHead(3072, label_maps=3, img_size=42)
+    head = LinearLabelMapHead(3072, num_label_maps=3, img_size=42)
     assert head.fc.out_features == 5292
     assert sum(p.numel() for p in head.parameters()) == 3072 * 5292 + 5292
     x = torch.randn(4, 3072)
@@ -16,13 +16,13 @@ def test_linear_paper_size() -> None:
 
 
 def test_linear_rectangular_and_4d_input() -> None:
-    head = LinearLabelMapHead(16, label_maps=2, img_size=(6, 10))
+    head = LinearLabelMapHead(16, num_label_maps=2, img_size=(6, 10))
     assert head(torch.randn(3, 16, 1, 1)).shape == (3, 2, 6, 10)
     assert head(torch.randn(3, 16), size=(6, 10)).shape == (3, 2, 6, 10)
 
 
 def test_linear_errors() -> None:
-    head = LinearLabelMapHead(16, label_maps=3, img_size=42)
+    head = LinearLabelMapHead(16, num_label_maps=3, img_size=42)
     with pytest.raises(ValueError, match="built for 42x42 inputs but got 48x48"):
         head(torch.randn(2, 16), size=(48, 48))
     with pytest.raises(ValueError, match=r"expects a \(B, 16\) pre-logits vector, got \(2, 8\)"):
@@ -33,7 +33,7 @@ def test_linear_errors() -> None:
 
 @pytest.mark.parametrize("size", [(42, 42), (48, 48), (37, 53)])
 def test_spatial_any_input_size(size: tuple[int, int]) -> None:
-    head = SpatialLabelMapHead([8, 16, 32], label_maps=3, channels=16)
+    head = SpatialLabelMapHead([8, 16, 32], num_label_maps=3, channels=16)
     h, w = size
     # stride 2, 8 and 32 maps with ceil rounding as a CNN gives them
     feats = [torch.randn(2, c, -(-h // s), -(-w // s)) for c, s in ((8, 2), (16, 8), (32, 32))]
@@ -44,7 +44,7 @@ def test_spatial_any_input_size(size: tuple[int, int]) -> None:
 
 
 def test_spatial_uses_the_finest_map() -> None:
-    head = SpatialLabelMapHead([4, 4], label_maps=1, channels=4).eval()
+    head = SpatialLabelMapHead([4, 4], num_label_maps=1, channels=4).eval()
     coarse = torch.randn(1, 4, 2, 2)
     fine_a, fine_b = torch.randn(1, 4, 12, 12), torch.randn(1, 4, 12, 12)
     # the output depends on the fine map: detail comes from the early stages
@@ -54,7 +54,7 @@ def test_spatial_uses_the_finest_map() -> None:
 
 
 def test_spatial_errors() -> None:
-    head = SpatialLabelMapHead([8, 16], label_maps=3)
+    head = SpatialLabelMapHead([8, 16], num_label_maps=3)
     feats = [torch.randn(1, 8, 12, 12), torch.randn(1, 16, 6, 6)]
     with pytest.raises(ValueError, match="needs size=\\(H, W\\)"):
         head(feats)
@@ -69,18 +69,18 @@ def test_spatial_errors() -> None:
 
 
 def test_constructor_errors() -> None:
-    with pytest.raises(ValueError, match="label_maps must be a positive int, got 0"):
-        LinearLabelMapHead(8, label_maps=0, img_size=4)
-    with pytest.raises(ValueError, match="label_maps must be a positive int, got True"):
-        SpatialLabelMapHead([8], label_maps=True)
+    with pytest.raises(ValueError, match="num_label_maps must be a positive int, got 0"):
+        LinearLabelMapHead(8, num_label_maps=0, img_size=4)
+    with pytest.raises(ValueError, match="num_label_maps must be a positive int, got True"):
+        SpatialLabelMapHead([8], num_label_maps=True)
     with pytest.raises(ValueError, match="in_features must be a positive int, got 0"):
-        LinearLabelMapHead(0, label_maps=3, img_size=4)
+        LinearLabelMapHead(0, num_label_maps=3, img_size=4)
     with pytest.raises(ValueError, match="in_channels must be a non-empty list"):
-        SpatialLabelMapHead([], label_maps=3)
+        SpatialLabelMapHead([], num_label_maps=3)
     with pytest.raises(ValueError, match="in_channels must be a non-empty list"):
-        SpatialLabelMapHead(8, label_maps=3)
+        SpatialLabelMapHead(8, num_label_maps=3)
     with pytest.raises(ValueError, match="img_size must be an int or an \\(H, W\\) pair"):
-        LinearLabelMapHead(8, label_maps=3, img_size=(4, 4, 4))
+        LinearLabelMapHead(8, num_label_maps=3, img_size=(4, 4, 4))
     # one class per form, one base class for both
     assert issubclass(LinearLabelMapHead, LabelMapHead)
     assert issubclass(SpatialLabelMapHead, LabelMapHead)
@@ -89,7 +89,7 @@ def test_constructor_errors() -> None:
 
 def test_init_prior_linear_is_per_pixel() -> None:
     torch.manual_seed(0)
-    head = LinearLabelMapHead(16, label_maps=2, img_size=(3, 4))
+    head = LinearLabelMapHead(16, num_label_maps=2, img_size=(3, 4))
     prior = torch.rand(2, 3, 4) * 0.9 + 0.05
     head.init_prior(prior)
     # a zero feature vector predicts exactly the prior, pixel by pixel, in the maps' layout
@@ -100,17 +100,35 @@ def test_init_prior_linear_is_per_pixel() -> None:
 
 
 def test_init_prior_spatial_takes_the_per_map_mean() -> None:
-    head = SpatialLabelMapHead([8], label_maps=3, channels=8)
+    head = SpatialLabelMapHead([8], num_label_maps=3, channels=8)
     prior = torch.stack([torch.full((5, 5), p) for p in (0.1, 0.2, 0.5)])
     head.init_prior(prior)
     torch.testing.assert_close(torch.sigmoid(head.classifier.bias), torch.tensor([0.1, 0.2, 0.5]))
 
 
 def test_init_prior_errors() -> None:
-    head = LinearLabelMapHead(16, label_maps=2, img_size=4)
+    head = LinearLabelMapHead(16, num_label_maps=2, img_size=4)
     with pytest.raises(ValueError, match=r"\(K,\) = \(2,\) or \(K, H, W\) = \(2, 4, 4\)"):
         head.init_prior(torch.full((3,), 0.1))
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         head.init_prior(torch.full((2, 4, 4), 1.5))
     with pytest.raises(TypeError, match="tensor"):
         head.init_prior([0.1, 0.2])
+
+
+def test_old_label_maps_name_is_a_deprecated_alias() -> None:
+    torch.manual_seed(0)
+    new = LinearLabelMapHead(16, num_label_maps=2, img_size=4)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"\(label_maps=\.\.\.\) is deprecated.*num_label"):
+        old = LinearLabelMapHead(16, label_maps=2, img_size=4)
+    assert torch.equal(old.fc.weight, new.fc.weight)  # a pure rename: same init from one seed
+    with pytest.warns(DeprecationWarning, match=r"SpatialLabelMapHead\(label_maps=\.\.\.\)"):
+        spatial = SpatialLabelMapHead([8], label_maps=3)
+    with pytest.warns(DeprecationWarning, match=r"SpatialLabelMapHead\.label_maps .*num_label"):
+        assert spatial.label_maps == spatial.num_label_maps == 3
+    assert "num_label_maps=3" in repr(spatial)
+    with pytest.raises(TypeError, match="got both label_maps= .* and num_label_maps="):
+        LinearLabelMapHead(16, label_maps=2, num_label_maps=2, img_size=4)
+    # positional calls are unchanged
+    assert LinearLabelMapHead(16, 2, 4).num_label_maps == 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ def _batch(b: int = 4, c: int = 7, k: int = 3, s: int = 6, valid: list[bool] | N
     targets = {
         "label": torch.randint(0, c, (b,)),
         "label_maps": (torch.rand(b, k, s, s, dtype=torch.float64) > 0.7).double(),
-        "landmarks_valid": torch.tensor(valid if valid is not None else [True] * b),
+        "label_maps_valid": torch.tensor(valid if valid is not None else [True] * b),
     }
     return outputs, targets
 
@@ -34,7 +35,7 @@ def _by_hand(outputs, targets, lam: float) -> float:
         ce += -(logits[n][labels[n]] - log_z)
     ce /= b  # C_e: mean negative log-likelihood
     pred, tgt = outputs["label_maps"].tolist(), targets["label_maps"].tolist()
-    valid = targets["landmarks_valid"].tolist()
+    valid = targets["label_maps_valid"].tolist()
     cl = 0.0
     for n in range(b):
         total, count = 0.0, 0
@@ -72,7 +73,7 @@ def test_valid_reduction_divides_by_valid_count() -> None:
 
 
 def _head_and_outputs(b: int = 3):
-    head = LinearLabelMapHead(5, label_maps=3, img_size=4)
+    head = LinearLabelMapHead(5, num_label_maps=3, img_size=4)
     logits = torch.randn(b, 7, requires_grad=True)
     outputs = {"logits": logits, "label_maps": head(torch.randn(b, 5))}
     return head, logits, outputs
@@ -83,7 +84,7 @@ def test_all_invalid_batch_zero_head_gradient() -> None:
     targets = {
         "label": torch.tensor([0, 1, 2]),
         "label_maps": torch.full((3, 3, 4, 4), float("nan")),  # invalid maps may hold NaN
-        "landmarks_valid": torch.zeros(3, dtype=torch.bool),
+        "label_maps_valid": torch.zeros(3, dtype=torch.bool),
     }
     loss = masked_multitask_loss(outputs, targets)
     assert torch.isfinite(loss)
@@ -101,7 +102,7 @@ def test_nan_maps_of_invalid_samples_do_not_leak() -> None:
     targets = {
         "label": torch.tensor([0, 1, 2]),
         "label_maps": maps,
-        "landmarks_valid": torch.tensor([True, False, True]),
+        "label_maps_valid": torch.tensor([True, False, True]),
     }
     loss = masked_multitask_loss(outputs, targets)
     loss.backward()
@@ -178,7 +179,7 @@ def test_uncertainty_weighting_trains() -> None:
     targets = {
         "label": torch.randint(0, 7, (16,)),
         "label_maps": torch.rand(16, 3, 2, 2).round(),
-        "landmarks_valid": torch.rand(16) > 0.3,
+        "label_maps_valid": torch.rand(16) > 0.3,
     }
     losses = []
     for _ in range(30):
@@ -200,7 +201,7 @@ def test_uncertainty_formula_and_all_invalid() -> None:
     loss, terms = masked_multitask_loss(outputs, targets, log_vars=log_vars, return_terms=True)
     expected = math.exp(-0.3) * terms["ce"] + 0.15 + math.exp(0.2) * terms["label_maps"] - 0.1
     assert loss.item() == pytest.approx(expected.item())
-    targets["landmarks_valid"][:] = False
+    targets["label_maps_valid"][:] = False
     loss = masked_multitask_loss(outputs, targets, log_vars=log_vars)
     loss.backward()
     assert log_vars.grad[1].item() == 0.0  # no valid maps: the map task's variance stays put
@@ -226,14 +227,14 @@ def test_target_errors() -> None:
         ({"label_maps": torch.rand(4, 3, 6, 6) * 3}, r"must lie in \[0, 1\]"),
         (
             {"label_maps": torch.full((4, 3, 6, 6), float("nan"))},
-            r"label_maps'\]\[0\] contains NaN although landmarks_valid\[0\] is True",
+            r"label_maps'\]\[0\] contains NaN although label_maps_valid\[0\] is True",
         ),
         (
-            {"landmarks_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])},
+            {"label_maps_valid": torch.tensor([1.0, 0.5, 0.0, 1.0])},
             "must be bool .* got 0.5 at index 1",
         ),
-        ({"landmarks_valid": torch.tensor([1, 2, 0, 1])}, "must be bool .* got 2 at index 1"),
-        ({"landmarks_valid": torch.ones(3, dtype=torch.bool)}, r"must be \(B,\) = \(4,\)"),
+        ({"label_maps_valid": torch.tensor([1, 2, 0, 1])}, "must be bool .* got 2 at index 1"),
+        ({"label_maps_valid": torch.ones(3, dtype=torch.bool)}, r"must be \(B,\) = \(4,\)"),
     ]
     for change, message in cases:
         with pytest.raises((ValueError, TypeError), match=message):
@@ -245,7 +246,7 @@ def test_target_errors() -> None:
     with pytest.raises(ValueError, match=r"class_weight must have shape \(7,\)"):
         masked_multitask_loss(outputs, targets, class_weight=torch.ones(6))
     # integer 0/1 validity is accepted
-    masked_multitask_loss(outputs, {**targets, "landmarks_valid": torch.tensor([1, 0, 1, 1])})
+    masked_multitask_loss(outputs, {**targets, "label_maps_valid": torch.tensor([1, 0, 1, 1])})
 
 
 def test_module_argument_errors() -> None:
@@ -327,7 +328,7 @@ def test_every_map_loss_masked_finite_and_differentiable(map_loss):
     target[2] = float("nan")  # invalid sample: garbage must not reach the loss
     outputs = {"logits": torch.randn(3, 7), "label_maps": pred}
     targets = {"label": torch.tensor([0, 1, 2]), "label_maps": target,
-               "landmarks_valid": torch.tensor([True, True, False])}
+               "label_maps_valid": torch.tensor([True, True, False])}
     loss, terms = masked_multitask_loss(outputs, targets, map_loss=map_loss, return_terms=True)
     assert torch.isfinite(loss)
     loss.backward()
@@ -340,7 +341,7 @@ def test_every_map_loss_masked_finite_and_differentiable(map_loss):
                               torch.tensor([True, True, False]))[:2].sum() / 3
     torch.testing.assert_close(terms["label_maps"], expected)
     # an all-invalid batch: finite, CE only
-    targets["landmarks_valid"] = torch.zeros(3, dtype=torch.bool)
+    targets["label_maps_valid"] = torch.zeros(3, dtype=torch.bool)
     loss, terms = masked_multitask_loss(outputs, targets, map_loss=map_loss, return_terms=True)
     assert torch.isfinite(loss) and float(terms["label_maps"]) == 0.0
 
@@ -359,3 +360,46 @@ def test_soft_targets_outside_unit_range_rejected():
     targets = {"label": torch.tensor([0]), "label_maps": torch.full((1, 1, 2, 2), 1.5)}
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         masked_multitask_loss(outputs, targets, map_loss="mse")
+
+
+@pytest.mark.parametrize("map_loss", MAP_LOSSES)
+@pytest.mark.parametrize("reduction", ["batch", "valid"])
+def test_face_batch_key_gives_the_same_loss_bit_for_bit(map_loss: str, reduction: str) -> None:
+    # a face data set's items say "landmarks_valid"; the loss reads it as the maps' validity, so
+    # results (and the committed study numbers) do not depend on which name the batch uses
+    torch.manual_seed(0)
+    outputs, targets = _batch(b=6, valid=[True, False, True, True, False, True])
+    outputs = {k: v.float().requires_grad_() for k, v in outputs.items()}
+    targets = {k: (v.float() if v.is_floating_point() else v) for k, v in targets.items()}
+    face = {k: v for k, v in targets.items() if k != "label_maps_valid"}
+    face["landmarks_valid"] = targets["label_maps_valid"]
+    kwargs = dict(map_loss=map_loss, label_map_reduction=reduction, return_terms=True)
+    new, new_terms = masked_multitask_loss(outputs, targets, **kwargs)
+    (new_grad,) = torch.autograd.grad(new, outputs["label_maps"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the face key is an accepted name, not a deprecated one
+        old, old_terms = masked_multitask_loss(outputs, face, **kwargs)
+    (old_grad,) = torch.autograd.grad(old, outputs["label_maps"])
+    assert torch.equal(new, old) and torch.equal(new_grad, old_grad)
+    assert all(torch.equal(new_terms[k], old_terms[k]) for k in new_terms)
+    module = MaskedMultiTaskLoss(map_loss=map_loss, label_map_reduction=reduction)
+    assert torch.equal(module(outputs, targets), module(outputs, face))
+
+
+def test_label_maps_valid_wins_over_the_face_key() -> None:
+    outputs, targets = _batch(valid=[True, True, True, True])
+    both = {**targets, "landmarks_valid": torch.tensor([True, False, False, True])}
+    loss = masked_multitask_loss(outputs, both)
+    assert torch.equal(loss, masked_multitask_loss(outputs, targets))
+    # None means "not given": the other key is read
+    face = {**targets, "label_maps_valid": None, "landmarks_valid": torch.zeros(4, dtype=bool)}
+    _, terms = masked_multitask_loss(outputs, face, return_terms=True)
+    assert terms["num_valid"].item() == 0
+
+
+def test_bad_face_key_is_named_as_given() -> None:
+    outputs, targets = _batch()
+    face = {k: v for k, v in targets.items() if k != "label_maps_valid"}
+    face["landmarks_valid"] = torch.ones(3, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"targets\['landmarks_valid'\] must be \(B,\) = \(4,\)"):
+        masked_multitask_loss(outputs, face)

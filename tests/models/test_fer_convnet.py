@@ -346,11 +346,11 @@ def test_bad_arguments() -> None:
         timm.create_model(MODEL, global_pool='')
 
 
-def test_hidden_dim_and_label_map_head_default() -> None:
+def test_hidden_dim_and_default_head_kind() -> None:
     model = timm.create_model(MODEL, hidden_dim=256)
     assert model.head_hidden_size == 256
     assert model.forward_head(model.forward_features(_input()), pre_logits=True).shape == (2, 256)
-    assert FerConvNet.default_label_map_head == 'linear'
+    assert FerConvNet.default_head_kind == 'linear'
 
 
 @pytest.mark.filterwarnings('ignore:`torch.jit.script` is deprecated')

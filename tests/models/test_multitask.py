@@ -10,7 +10,13 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 
 import mtl_heads
-from mtl_heads import LinearLabelMapHead, MultiTaskModel, SpatialLabelMapHead, create_model
+from mtl_heads import (
+    LinearLabelMapHead,
+    MultiTaskModel,
+    ResizedClassifier,
+    SpatialLabelMapHead,
+    create_model,
+)
 
 MATRIX = [
     pytest.param(case, size, id=f"{case.id}-{size}", marks=[pytest.mark.slow] if case.slow else [])
@@ -58,7 +64,7 @@ def test_backbone_matrix(case: BackboneCase, size: int) -> None:
 
 @pytest.mark.parametrize("name", ["test_resnet", "fer_convnet"])
 def test_baseline_has_no_head(name: str) -> None:
-    model = create_model(name, num_classes=7, in_chans=1, label_maps=0).eval()
+    model = create_model(name, num_classes=7, in_chans=1, num_label_maps=0).eval()
     plain = timm.create_model(name, num_classes=7, in_chans=1)
     assert model.label_map_head is None
     assert _n_params(model) == _n_params(plain)
@@ -305,10 +311,10 @@ def test_unknown_backbone_lists_close_matches() -> None:
         create_model("qqqqzzzz", num_classes=7)
 
 
-@pytest.mark.parametrize("label_maps", [-1, 1.5, True])
-def test_bad_label_maps(label_maps: object) -> None:
-    with pytest.raises(ValueError, match="label_maps must be an int >= 0"):
-        create_model("test_resnet", num_classes=7, label_maps=label_maps)
+@pytest.mark.parametrize("num_label_maps", [-1, 1.5, True])
+def test_bad_num_label_maps(num_label_maps: object) -> None:
+    with pytest.raises(ValueError, match="num_label_maps must be an int >= 0"):
+        create_model("test_resnet", num_classes=7, num_label_maps=num_label_maps)
 
 
 def test_bad_arguments() -> None:
@@ -320,8 +326,8 @@ def test_bad_arguments() -> None:
         create_model("test_resnet", num_classes=0)
     with pytest.raises(TypeError, match="backbone must be a timm model name or an nn.Module"):
         create_model(42, num_classes=7)
-    with pytest.raises(ValueError, match="head='linear' given with label_maps=0"):
-        create_model("test_resnet", num_classes=7, label_maps=0, head="linear")
+    with pytest.raises(ValueError, match="head='linear' given with num_label_maps=0"):
+        create_model("test_resnet", num_classes=7, num_label_maps=0, head="linear")
     with pytest.raises(TypeError, match="Conv2d lacks forward_head"):
         MultiTaskModel(nn.Conv2d(1, 1, 1))
 
@@ -399,26 +405,6 @@ def test_too_small_input_is_refused_with_the_smallest_size() -> None:
         create_model(timm.create_model("inception_v3", in_chans=1), num_classes=7, img_size=48)
 
 
-@pytest.mark.parametrize("head", ["spatial", "linear"])
-def test_resize_input(head: str) -> None:
-    kwargs = dict(num_classes=7, in_chans=1, img_size=48, head=head)
-    model = create_model("inception_v3", resize_input=True, **kwargs).eval()
-    assert model.backbone.input_resize == (80, 80)
-    x = torch.randn(2, 1, 48, 48)
-    with torch.no_grad():
-        out = model(x)
-        assert out["label_maps"].shape == (2, 3, 48, 48) and out["logits"].shape == (2, 7)
-        deployed = model.deploy()
-        assert torch.equal(deployed(x), out["logits"])
-        # the deployed model is the timm model resizing its input, with a plain timm checkpoint
-        plain = timm.create_model("inception_v3", num_classes=7, in_chans=1).eval()
-        plain.load_state_dict(deployed.state_dict())
-        resized = F.interpolate(x, size=(80, 80), mode="bilinear", align_corners=False)
-        assert torch.equal(plain(resized), out["logits"])
-    assert isinstance(deployed, type(plain))
-    assert deployed.forward_features(x).shape == plain.forward_features(resized).shape
-
-
 def test_resize_input_needs_img_size() -> None:
     with pytest.raises(ValueError, match="resize_input=True needs img_size="):
         create_model("test_resnet", num_classes=7, resize_input=True)
@@ -432,7 +418,7 @@ def test_models_that_fit_are_untouched() -> None:
     torch.manual_seed(0)
     create_model("test_resnet", num_classes=7, in_chans=1)
     assert torch.equal(torch.rand(3), after)
-    assert not hasattr(model.backbone, "input_resize") and model.training
+    assert not isinstance(model.backbone, ResizedClassifier) and model.training
 
 
 def test_linear_head_gap_is_refused_at_build() -> None:
@@ -494,3 +480,36 @@ def test_probe_input_channels() -> None:
     # else the first conv, less the pixels a space-to-depth stem folds into channels (tresnet)
     assert _input_channels(torch.nn.Sequential(SpaceToDepth(4), torch.nn.Conv2d(32, 8, 3))) == 2
     assert _input_channels(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))) == 3
+
+
+@pytest.mark.parametrize("backbone", ["fer_convnet", "test_resnet"])
+def test_old_label_maps_name_is_a_deprecated_alias(backbone: str) -> None:
+    # a pure rename: the same seed builds the same model, bit for bit
+    torch.manual_seed(0)
+    new = create_model(backbone, num_classes=7, in_chans=1, img_size=42, num_label_maps=2)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"create_model\(label_maps=\.\.\.\) is deprecated"):
+        old = create_model(backbone, num_classes=7, in_chans=1, img_size=42, label_maps=2)
+    x = torch.randn(2, 1, 42, 42)
+    with torch.no_grad():
+        a, b = new.eval()(x), old.eval()(x)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.warns(DeprecationWarning, match=r"MultiTaskModel\.label_maps .*num_label_maps"):
+        assert old.label_maps == old.num_label_maps == 2
+    with pytest.warns(DeprecationWarning, match=r"MultiTaskModel\(label_maps=\.\.\.\)"):
+        assert MultiTaskModel(new.backbone, label_maps=0).num_label_maps == 0
+    with pytest.raises(TypeError, match="got both label_maps= .* and num_label_maps="):
+        create_model(backbone, num_classes=7, label_maps=2, num_label_maps=2)
+
+
+def test_old_default_head_attribute_is_a_deprecated_alias() -> None:
+    class OldStyle(timm.models.ResNet):
+        default_label_map_head = "linear"  # the attribute's name before default_head_kind
+
+    backbone = OldStyle(timm.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=7, in_chans=1)
+    with pytest.warns(DeprecationWarning, match=r"OldStyle\.default_label_map_head .*default_head"):
+        assert mtl_heads.default_head_kind(backbone) == "linear"
+    OldStyle.default_label_map_head = "dense"
+    with pytest.raises(ValueError, match=r"OldStyle\.default_label_map_head is 'dense'"):
+        with pytest.warns(DeprecationWarning):
+            mtl_heads.default_head_kind(backbone)
