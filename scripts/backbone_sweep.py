@@ -2,7 +2,7 @@
 
 For each timm model module (a *family*) the smallest registered model by parameter count (built on
 the meta device, from scratch) goes through ``create_model(name, num_classes=7, in_chans=1,
-img_size=size, label_maps=3, head=head)`` at 48 and 42 px with both head forms, as a user with
+img_size=size, num_label_maps=3, head=head)`` at 48 and 42 px with both head forms, as a user with
 FER2013 images (48 px) or the paper's crops (42 px) would call it. Per run: build (native, adapted
 or refused), forward and backward at batch 8, ``deploy()`` logits equal to the multi-task logits
 (eval, ``torch.equal``), whether two Adam steps (lr 1e-4) on a fixed batch lower the loss,
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-from mtl_heads import create_model  # noqa: E402  (importing mtl_heads registers fer_convnet)
+from mtl_heads import ResizedClassifier, create_model  # noqa: E402  (registers fer_convnet)
 
 SIZES = (48, 42)
 HEADS = ("spatial", "linear")
@@ -122,7 +122,7 @@ def check(name: str, size: int, head: str, *, family: str = "", timing: bool = T
     stage = "build"
     try:
         kwargs = dict(
-            num_classes=NUM_CLASSES, in_chans=1, img_size=size, label_maps=LABEL_MAPS, head=head
+            num_classes=NUM_CLASSES, in_chans=1, img_size=size, num_label_maps=LABEL_MAPS, head=head
         )
         start = time.perf_counter()
         try:
@@ -138,7 +138,8 @@ def check(name: str, size: int, head: str, *, family: str = "", timing: bool = T
             except ValueError as err:
                 return row | dict(status="refused", message=str(err))
         row["build_s"] = round(time.perf_counter() - start, 2)
-        resize = getattr(model.backbone, "input_resize", None)
+        resized = isinstance(model.backbone, ResizedClassifier)
+        resize = model.backbone.resize.size if resized else None
         adapted = []
         if _takes_img_size(name, size):
             adapted.append(f"img_size={resize[0] if resize else size}")

@@ -26,7 +26,7 @@ model of each timm {timm} model module (by parameter count, from scratch), plus 
 through
 
 ```python
-mtl_heads.create_model(name, num_classes=7, in_chans=1, img_size=48, label_maps=3, head=head)
+mtl_heads.create_model(name, num_classes=7, in_chans=1, img_size=48, num_label_maps=3, head=head)
 ```
 
 at 48 px (FER2013, TFD) and 42 px (the paper's crops), with both head forms. Each run checks
@@ -73,12 +73,15 @@ runs is 80x80. Pass resize_input=True to create_model to resize inputs to 80x80 
 (about 2.8x the compute of the 48x48 input), or feed larger images
 ```
 
-With `resize_input=True` the backbone resizes every input (bilinear) to that size before its
-stem, in `forward`, `forward_features` and `forward_intermediates`: the label maps still come out
-at the input's size, and `deploy()` still returns the timm model (same class methods, parameter
-names and `state_dict`) resizing its inputs. The cost is the compute of the larger input (the
-*fwd+bwd ms* column is measured at the size the model runs at). Without `img_size`, no check is
-made and the backbone's default input size is assumed.
+With `resize_input=True` the backbone is a `ResizedClassifier`: an `InputResize` layer
+(bilinear) in front of the timm model, applied in `forward`, `forward_features` and
+`forward_intermediates`. The label maps still come out at the input's size. `deploy()` returns the
+`ResizedClassifier`, the resize then the unchanged timm model, with timm's model contract:
+`deployed.model.state_dict()` is an ordinary timm checkpoint and `deployed.load_state_dict` takes
+one; it pickles (`torch.save` of the whole model), deep-copies and traces with `torch.fx` like
+any module. The cost is the compute of the larger input (the *fwd+bwd ms* column is measured at
+the size the model runs at). Without `img_size`, no check is made and the backbone's default
+input size is assumed.
 
 ## The linear head's gaps
 
