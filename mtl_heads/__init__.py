@@ -4,6 +4,15 @@ Importing the package registers its timm models (``fer_convnet``) and makes its 
 reachable (``mtl_heads.datasets``, ``mtl_heads.preprocessing``, ``mtl_heads.metrics``, ...), as
 ``import torchvision`` does for ``torchvision.datasets``. Nothing is read or downloaded at import;
 optional dependencies (scipy, Pillow, dlib) are imported by the functions that need them.
+
+The names a user calls are importable from here: the model (``create_model``, ``MultiTaskModel``,
+``default_head_kind``, ``InputResize``, ``ResizedClassifier``), the heads (``LabelMapHead``,
+``LinearLabelMapHead``, ``SpatialLabelMapHead``), the loss (``masked_multitask_loss`` and
+``MaskedMultiTaskLoss``, ``label_map_loss``), the metrics (``LabelMapMetrics``,
+``label_map_prior``), the label maps (``landmarks_to_label_maps``, ``LabelMapGroup``,
+``PAPER_GROUPS``, ``mirror_channels``), augmentation and preprocessing (``AlignedAugmentation``,
+``RandomAlignedCrop``, ``PaperPreprocessing``) and trained runs (``load_trained``,
+``TrainedModel``). The statistics of paired-seed studies are in :mod:`mtl_heads.study`.
 """
 
 from . import (  # noqa: F401  (models registers fer_convnet in timm)
