@@ -1,15 +1,9 @@
-"""Aligned, mirror-aware augmentation for images, landmarks and label maps, and test-time views.
+"""A frozen copy of ``AlignedAugmentation`` as it was when the committed study results were made.
 
-:class:`AlignedAugmentation` is the paper's training augmentation (random mirror, rotation, zoom,
-shift, crop 48 -> 42) as one affine matrix per sample: the image and any mask channels are
-resampled bilinearly on one sampling grid (the warp of
-:func:`kornia.geometry.transform.warp_affine`), landmarks go through the same matrix with
-:func:`kornia.geometry.linalg.transform_points`, and on mirrored
-samples the landmark indices and mask channels are permuted so that "left" keeps meaning
-image-left.
-
-:func:`center_crop`, :func:`ten_crop_views` and :func:`predict_ten_crop` are the paper's test-time
-side: a centre crop, or 4 corner crops + the centre crop, each also mirrored, softmax averaged.
+Copied verbatim (code, not docstrings) from ``mtl_heads/augmentation.py`` at commit aafcbc9, the
+last commit before the augmentation became a package of Kornia transforms. The equivalence tests
+(test_kornia_transforms.py) compare the package's paths with this copy bit for bit, so that a later
+refactor of the package cannot silently change what the studies measured. Do not edit it.
 """
 
 import math
@@ -19,20 +13,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from kornia.augmentation import GeometricAugmentationBase2D
-from kornia.geometry.keypoints import Keypoints
 from kornia.geometry.linalg import transform_points
 
-from ._utils import size_pair
-from .landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
-
-__all__ = [
-    "AlignedAugmentation",
-    "RandomAlignedCrop",
-    "center_crop",
-    "ten_crop_views",
-    "predict_ten_crop",
-]
+from mtl_heads._utils import size_pair
+from mtl_heads.landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
 
 
 def _check_images(images: Any) -> None:
@@ -56,122 +40,6 @@ def _check_permutation(perm: Sequence[int] | None, what: str) -> tuple[int, ...]
         raise ValueError(f"{what} must be a permutation of 0..{len(perm) - 1}, got {perm}")
     return perm
 
-
-def center_crop(images: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    """Crop the centre of a batch of images (slicing: values are copied exactly).
-
-    The crop starts at ``((H - h) // 2, (W - w) // 2)``; for 48 -> 42 that is ``(3, 3)``.
-
-    Args:
-        images: a batch of images of any dtype.
-        size: crop ``(h, w)`` or one int.
-
-    Shape:
-        - images: :math:`(B, C, H, W)`
-        - output: :math:`(B, C, h, w)`
-
-    Returns:
-        A view of ``images``.
-
-    Examples:
-        >>> center_crop(torch.arange(16.0).view(1, 1, 4, 4), 2)
-        tensor([[[[ 5.,  6.],
-                  [ 9., 10.]]]])
-    """
-    _check_images(images)
-    h, w = size_pair(size, "size")
-    _check_crop(images, (h, w))
-    top, left = (images.shape[-2] - h) // 2, (images.shape[-1] - w) // 2
-    return images[..., top : top + h, left : left + w]
-
-
-def ten_crop_views(images: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    """The paper's 10 test views: 4 corner crops and the centre crop, each also mirrored.
-
-    The order follows ``torchvision.transforms.v2.functional.ten_crop``: top-left, top-right,
-    bottom-left, bottom-right, centre of the image, then the same five crops of the mirrored
-    image (so view 5 is the mirror of view 1).
-
-    Args:
-        images: a batch of images of any dtype.
-        size: crop ``(h, w)`` or one int.
-
-    Shape:
-        - images: :math:`(B, C, H, W)`
-        - output: :math:`(10, B, C, h, w)`
-
-    Returns:
-        The views stacked along a new first dimension.
-
-    Examples:
-        >>> views = ten_crop_views(torch.rand(2, 1, 48, 48), 42)
-        >>> views.shape
-        torch.Size([10, 2, 1, 42, 42])
-    """
-    _check_images(images)
-    h, w = size_pair(size, "size")
-    _check_crop(images, (h, w))
-    height, width = images.shape[-2:]
-    views = []
-    for src in (images, images.flip(-1)):
-        views += [
-            src[..., :h, :w],
-            src[..., :h, width - w :],
-            src[..., height - h :, :w],
-            src[..., height - h :, width - w :],
-            center_crop(src, (h, w)),
-        ]
-    return torch.stack(views)
-
-
-def _logits(output: Any) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict) and "logits" in output:
-        return output["logits"]
-    raise TypeError(
-        "model must return a tensor of logits or a dict with a 'logits' entry, "
-        f"got {type(output).__name__}"
-        + (f" with keys {sorted(output)}" if isinstance(output, dict) else "")
-    )
-
-
-def predict_ten_crop(
-    model: nn.Module | Any, images: torch.Tensor, size: int | Sequence[int]
-) -> torch.Tensor:
-    """Class probabilities averaged over the 10 views of :func:`ten_crop_views`.
-
-    All 10 × B views go through ``model`` in one call; put the model in eval mode (and wrap the
-    call in ``torch.inference_mode()``) yourself.
-
-    Args:
-        model: any classifier: a timm model or ``MultiTaskModel.deploy()`` returning logits, or a
-            ``MultiTaskModel`` returning a dict with ``"logits"``.
-        images: preprocessed images at the stored size (e.g. 48×48).
-        size: the size the model was trained on (e.g. 42).
-
-    Shape:
-        - images: :math:`(B, C, H, W)`
-        - output: :math:`(B, K)`, K classes
-
-    Returns:
-        The mean over views of ``softmax(logits)``.
-
-    Examples:
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(42 * 42, 7))
-        >>> probs = predict_ten_crop(model, torch.rand(3, 1, 48, 48), 42)
-        >>> probs.shape, bool(torch.allclose(probs.sum(1), torch.ones(3)))
-        (torch.Size([3, 7]), True)
-    """
-    views = ten_crop_views(images, size)
-    n, b = views.shape[:2]
-    logits = _logits(model(views.flatten(0, 1)))
-    if logits.ndim != 2 or logits.shape[0] != n * b:
-        raise ValueError(
-            f"model returned logits of shape {tuple(logits.shape)} for {n * b} views; "
-            "expected (views, num_classes)"
-        )
-    return logits.softmax(dim=-1).view(n, b, -1).mean(dim=0)
 
 
 def _pixel_to_normalized(height: int, width: int) -> torch.Tensor:
@@ -205,63 +73,7 @@ def _permute_rows(x: torch.Tensor, flip: torch.Tensor, perm: tuple[int, ...]) ->
 
 
 class AlignedAugmentation(nn.Module):
-    """Random mirror, rotation, zoom and shifted crop, applied alike to images, landmarks and maps.
-
-    Per sample one affine matrix is built: an optional mirror, a rotation by an angle in
-    ``[-rotation, rotation]`` degrees and a zoom by a factor in ``[1, zoom]``, all about the image
-    centre, then a ``crop``-sized window taken at an integer offset of up to ``±shift`` px
-    around the centre (the paper's "shift ±3 px, crop 48 -> 42" as one step). Images and mask
-    channels are resampled on one grid built from it (bilinear, zeros outside,
-    ``align_corners=True`` so pixel centres sit at integer coordinates: the same warp as
-    :func:`kornia.geometry.transform.warp_affine`); landmarks are mapped through the same
-    matrix. On mirrored samples the landmarks are re-indexed with ``flip_index`` and the mask
-    channels with ``mask_flip_channels``, so channel/index "left" is always image-left.
-
-    When no sample is rotated or zoomed (``rotation=0, zoom=1``: the TFD setting and "no
-    transformations") the crop is an exact copy of pixels (an integer shift plus mirror), not a
-    resampling; with ``flip=False, shift=0`` it equals :func:`center_crop` bit for bit.
-
-    Randomness comes from a ``torch.Generator`` on the CPU (given here or per call; the global
-    generator otherwise), so a seed reproduces a run on any device. The sampled parameters of the
-    last call are kept in :attr:`last_params` and can be replayed with ``params=``.
-
-    Args:
-        flip: mirror each sample with probability ``p_flip``.
-        shift: largest crop offset from the centre, in whole pixels.
-        rotation: largest rotation in degrees.
-        zoom: largest zoom factor (>= 1; 1 disables zoom).
-        crop: output size ``(h, w)`` or one int.
-        flip_index: landmark permutation applied on mirrored samples
-            (``landmarks[:, flip_index]``); ``None`` keeps the order. Its length must equal ``N``.
-        mask_flip_channels: mask channel permutation applied on mirrored samples; the default,
-            ``mirror_channels(PAPER_GROUPS)`` = ``(1, 0, 2)``, swaps the paper's two brow maps
-            (:func:`~mtl_heads.landmarks.mirror_channels` derives it for any groups). ``None``
-            keeps the order.
-        p_flip: probability of a mirror.
-        padding_mode: what the warp reads outside the image: ``"zeros"``, ``"border"`` or
-            ``"reflection"``.
-        generator: default random generator (a CPU ``torch.Generator``).
-        same_on_batch: one set of parameters for the whole batch.
-        p: probability that a sample is augmented at all; the others get the plain centre crop.
-
-    Shape:
-        - images: :math:`(B, C, H, W)`, floating point
-        - landmarks: :math:`(B, N, 2)`, (x, y) pixels
-        - masks: :math:`(B, K, H, W)`
-        - outputs: :math:`(B, C, h, w)`, :math:`(B, N, 2)`, :math:`(B, K, h, w)`
-
-    Examples:
-        >>> aug = AlignedAugmentation(generator=torch.Generator().manual_seed(0))
-        >>> images, landmarks = torch.rand(4, 1, 48, 48), torch.rand(4, 68, 2) * 47
-        >>> out, lm = aug(images, landmarks)
-        >>> out.shape, lm.shape
-        (torch.Size([4, 1, 42, 42]), torch.Size([4, 68, 2]))
-        >>> out, maps = aug(images, masks=torch.rand(4, 3, 48, 48))
-        >>> maps.shape
-        torch.Size([4, 3, 42, 42])
-        >>> aug(images).shape
-        torch.Size([4, 1, 42, 42])
-    """
+    """AlignedAugmentation at commit aafcbc9 (see the module docstring)."""
 
     def __init__(
         self,
@@ -486,96 +298,3 @@ class AlignedAugmentation(nn.Module):
         return results[0] if len(results) == 1 else tuple(results)
 
 
-class RandomAlignedCrop(GeometricAugmentationBase2D):
-    """:class:`AlignedAugmentation` as a Kornia augmentation, for ``AugmentationSequential``.
-
-    The same per-sample matrix, the same random stream and the same outputs as the wrapped
-    :class:`AlignedAugmentation`, so it composes with Kornia's own transforms (a colour jitter
-    before or after it) and Kornia's ``data_keys=["input", "mask", "keypoints"]`` get the
-    mirror-aware behaviour: on mirrored samples the keypoints are re-indexed with ``flip_index``
-    and the mask channels with ``mask_flip_channels``. Masks are resampled bilinearly with the
-    image (Kornia 0.9 resamples masks nearest, kornia#4419), so soft label maps stay soft.
-    The output is the crop size (48 -> 42), as Kornia's ``RandomCrop`` changes the size too.
-
-    Args:
-        aug: the augmentation to wrap; ``None`` builds the paper's FER2013 setting.
-        keepdim: Kornia's ``keepdim``.
-
-    Examples:
-        >>> import kornia.augmentation as K
-        >>> _ = torch.manual_seed(0)
-        >>> seq = K.AugmentationSequential(
-        ...     K.ColorJiggle(0.2, 0.2, p=1.0), RandomAlignedCrop(),
-        ...     data_keys=["input", "mask", "keypoints"])
-        >>> images, maps = torch.rand(2, 1, 48, 48), torch.rand(2, 3, 48, 48)
-        >>> out, out_maps, out_lm = seq(images, maps, torch.rand(2, 68, 2) * 47)
-        >>> out.shape, out_maps.shape, out_lm.shape
-        (torch.Size([2, 1, 42, 42]), torch.Size([2, 3, 42, 42]), torch.Size([2, 68, 2]))
-    """
-
-    def __init__(self, aug: AlignedAugmentation | None = None, keepdim: bool = False) -> None:
-        # Probabilities live in the wrapped augmentation (p, p_flip): Kornia applies it to every
-        # sample, and samples it does not augment get its centre crop.
-        super().__init__(p=1.0, same_on_batch=False, keepdim=keepdim)
-        self.aug = AlignedAugmentation() if aug is None else aug
-        if not isinstance(self.aug, AlignedAugmentation):
-            raise TypeError(f"aug must be an AlignedAugmentation, got {type(self.aug).__name__}")
-
-    def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
-        return self.aug.generate_parameters(batch_shape[0])
-
-    def compute_transformation(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any]
-    ) -> torch.Tensor:
-        mat = self.aug.compute_matrix(params, tuple(input.shape[-2:]))
-        return mat.to(device=input.device, dtype=input.dtype)
-
-    def _aligned(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: params[k] for k in ("flip", "angle", "scale", "offset")}
-
-    def apply_transform(
-        self,
-        input: torch.Tensor,
-        params: dict[str, torch.Tensor],
-        flags: dict[str, Any],
-        transform: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return self.aug(input, params=self._aligned(params))
-
-    def apply_transform_mask(
-        self,
-        input: torch.Tensor,
-        params: dict[str, torch.Tensor],
-        flags: dict[str, Any],
-        transform: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        maps = self.aug(input.float(), params=self._aligned(params))
-        perm = self.aug.mask_flip_channels
-        if perm is not None and maps.shape[1] != len(perm):
-            raise ValueError(
-                f"masks have {maps.shape[1]} channels but mask_flip_channels {perm} permutes "
-                f"{len(perm)}; build the AlignedAugmentation with mask_flip_channels for yours"
-            )
-        flip = params["flip"].to(maps.device)
-        if perm is not None and bool(flip.any()):
-            maps = _permute_rows(maps, flip, perm)
-        return maps.to(input.dtype)
-
-    def apply_transform_keypoint(
-        self,
-        input: Keypoints,
-        params: dict[str, torch.Tensor],
-        flags: dict[str, Any],
-        transform: torch.Tensor | None = None,
-    ) -> Keypoints:
-        out = super().apply_transform_keypoint(input, params, flags, transform)
-        index = self.aug.flip_index
-        flip = params["flip"].to(out.data.device)
-        if index is not None and bool(flip.any()):
-            if out.data.shape[-2] != len(index):
-                raise ValueError(
-                    f"keypoints have N = {out.data.shape[-2]} points but flip_index has "
-                    f"{len(index)} entries; build the AlignedAugmentation with flip_index for yours"
-                )
-            out = Keypoints(_permute_rows(out.data, flip, index), False)
-        return out

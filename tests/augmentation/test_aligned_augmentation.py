@@ -1,15 +1,11 @@
+"""AlignedAugmentation (deprecated, kept one release) and the deprecated RandomAlignedCrop alias."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
 
-from mtl_heads.augmentation import (
-    AlignedAugmentation,
-    center_crop,
-    predict_ten_crop,
-    ten_crop_views,
-)
+from mtl_heads.augmentation import AlignedAugmentation, center_crop
 from mtl_heads.landmarks import landmarks_to_label_maps
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -228,60 +224,6 @@ def test_user_points_and_channels():
     assert m[0, 0, :, :10].all() and not m[0, 0, :, 32:].any()
 
 
-# --- test-time views ------------------------------------------------------------------
-
-
-def test_center_crop_and_views_match_torchvision():
-    tvf = pytest.importorskip("torchvision.transforms.v2.functional")
-    images = torch.rand(2, 1, 48, 48)
-    views = ten_crop_views(images, 42)
-    assert views.shape == (10, 2, 1, 42, 42)
-    expected = tvf.ten_crop(images, [42, 42])
-    for v, e in zip(views, expected, strict=True):
-        assert torch.equal(v, e)
-    assert torch.equal(views[4], center_crop(images, 42))
-    assert torch.equal(views[4], images[..., 3:45, 3:45])
-    assert torch.equal(views[5], views[1].flip(-1))  # mirror of the top-right crop
-    assert torch.equal(views[9], views[4].flip(-1))
-    assert torch.equal(views[0], images[..., :42, :42])
-
-
-def test_predict_ten_crop_equals_a_hand_loop():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(42 * 42, 7)).eval()
-    images = torch.rand(3, 1, 48, 48)
-    probs = predict_ten_crop(model, images, 42)
-    hand = torch.zeros(3, 7)
-    for top, left in [(0, 0), (0, 6), (6, 0), (6, 6), (3, 3)]:
-        for mirrored in (False, True):
-            src = images.flip(-1) if mirrored else images
-            hand += model(src[..., top : top + 42, left : left + 42]).softmax(-1) / 10
-    torch.testing.assert_close(probs, hand)
-
-    class DictModel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = model
-
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"logits": self.inner(x), "label_maps": x}
-
-    torch.testing.assert_close(predict_ten_crop(DictModel(), images, 42), probs)
-
-
-def test_predict_ten_crop_with_a_timm_model():
-    timm = pytest.importorskip("timm")
-    model = timm.create_model("test_resnet", in_chans=1, num_classes=7).eval()
-    with torch.inference_mode():
-        probs = predict_ten_crop(model, torch.rand(2, 1, 48, 48), 42)
-    assert probs.shape == (2, 7)
-    torch.testing.assert_close(probs.sum(1), torch.ones(2))
-
-
-def test_predict_ten_crop_rejects_other_outputs():
-    with pytest.raises(TypeError, match="'logits'"):
-        predict_ten_crop(lambda x: {"maps": x}, torch.rand(1, 1, 48, 48), 42)
-
-
 def test_warp_equals_kornia_warp_affine():
     from kornia.geometry.transform import warp_affine
 
@@ -293,12 +235,11 @@ def test_warp_equals_kornia_warp_affine():
     torch.testing.assert_close(torch.cat([out, maps], 1), ref, atol=1e-4, rtol=0)
 
 
-def test_kornia_adapter_in_augmentation_sequential() -> None:
+def test_deprecated_kornia_adapter_still_works() -> None:
     import kornia.augmentation as K
 
-    from mtl_heads.augmentation import RandomAlignedCrop
+    from mtl_heads.augmentation import RandomAffineCrop, RandomAlignedCrop
     from mtl_heads.datasets import SyntheticFaces
-    from mtl_heads.landmarks import landmarks_to_label_maps
 
     torch.manual_seed(0)
     faces = SyntheticFaces(6, seed=0)
@@ -306,7 +247,9 @@ def test_kornia_adapter_in_augmentation_sequential() -> None:
     landmarks = torch.from_numpy(faces.landmarks)
     maps = landmarks_to_label_maps(landmarks, 48)
     aug = AlignedAugmentation(p_flip=0.5)
-    crop = RandomAlignedCrop(aug)
+    with pytest.warns(DeprecationWarning, match="RandomAlignedCrop is deprecated"):
+        crop = RandomAlignedCrop(aug)
+    assert isinstance(crop, RandomAffineCrop)
     seq = K.AugmentationSequential(
         K.ColorJiggle(brightness=0.3, contrast=0.3, p=1.0), crop,
         data_keys=["input", "mask", "keypoints"])
@@ -314,7 +257,8 @@ def test_kornia_adapter_in_augmentation_sequential() -> None:
     params = {k: crop._params[k] for k in ("flip", "angle", "scale", "offset")}
     assert params["flip"].any() and not params["flip"].all()
     # geometry equals AlignedAugmentation's with the same parameters (masks and keypoints are
-    # untouched by the colour jitter), the mirrored samples re-indexed
+    # untouched by the colour jitter), the mirrored samples re-indexed; masks are resampled
+    # bilinearly in Kornia's container, as the adapter always did
     ref_img, ref_lm, ref_maps = aug(images, landmarks, maps, params=params)
     torch.testing.assert_close(out_lm, ref_lm)
     torch.testing.assert_close(out_maps, ref_maps)
@@ -328,5 +272,14 @@ def test_kornia_adapter_in_augmentation_sequential() -> None:
     # replay, as with any Kornia augmentation
     again = seq(images, maps, landmarks, params=seq._params)
     torch.testing.assert_close(again[1], out_maps)
-    with pytest.raises(TypeError, match="aug must be an AlignedAugmentation"):
+    with pytest.raises(TypeError, match="aug must be an AlignedAugmentation"), pytest.warns(
+        DeprecationWarning
+    ):
         RandomAlignedCrop(K.RandomHorizontalFlip())
+    # parameters from the wrapped augmentation's generator, as before
+    seeded = AlignedAugmentation(generator=torch.Generator().manual_seed(4))
+    with pytest.warns(DeprecationWarning):
+        seeded_crop = RandomAlignedCrop(seeded)
+    seeded_crop(images)
+    expected = AlignedAugmentation().generate_parameters(6, torch.Generator().manual_seed(4))
+    assert torch.equal(seeded_crop._params["angle"], expected["angle"])
