@@ -56,7 +56,7 @@ def test_backbone_matrix(case: BackboneCase, size: int) -> None:
         deployed = model.deploy()
         assert torch.equal(deployed(x), out["logits"])
     # the deployed classifier is exactly the baseline architecture
-    plain_kwargs = {k: v for k, v in kwargs.items() if k != "label_maps"}
+    plain_kwargs = {k: v for k, v in kwargs.items() if k != "num_label_maps"}
     plain = timm.create_model(case.name, **plain_kwargs)
     assert _n_params(deployed) == _n_params(plain)
     assert deployed.state_dict().keys() == plain.state_dict().keys()
