@@ -10,9 +10,10 @@ The names a user calls are importable from here: the model (``create_model``, ``
 ``LinearLabelMapHead``, ``SpatialLabelMapHead``), the loss (``masked_multitask_loss`` and
 ``MaskedMultiTaskLoss``, ``label_map_loss``), the metrics (``LabelMapMetrics``,
 ``label_map_prior``), the label maps (``landmarks_to_label_maps``, ``LabelMapGroup``,
-``PAPER_GROUPS``, ``mirror_channels``), augmentation and preprocessing (``AlignedAugmentation``,
-``RandomAlignedCrop``, ``PaperPreprocessing``) and trained runs (``load_trained``,
-``TrainedModel``). The statistics of paired-seed studies are in :mod:`mtl_heads.study`.
+``PAPER_GROUPS``, ``mirror_channels``), augmentation and preprocessing (``RandomMirror``,
+``RandomAffineCrop``, ``paper_augmentation``, ``PaperPreprocessing``; ``AlignedAugmentation`` is
+deprecated) and trained runs (``load_trained``, ``TrainedModel``). The statistics of paired-seed
+studies are in :mod:`mtl_heads.study`.
 """
 
 from . import (  # noqa: F401  (models registers fer_convnet in timm)
@@ -25,7 +26,7 @@ from . import (  # noqa: F401  (models registers fer_convnet in timm)
     models,
     preprocessing,
 )
-from .augmentation import AlignedAugmentation, RandomAlignedCrop
+from .augmentation import AlignedAugmentation, RandomAffineCrop, RandomMirror, paper_augmentation
 from .checkpoint import TrainedModel, load_trained
 from .heads import LabelMapHead, LinearLabelMapHead, SpatialLabelMapHead
 from .landmarks import PAPER_GROUPS, LabelMapGroup, landmarks_to_label_maps, mirror_channels
@@ -53,7 +54,8 @@ __all__ = [
     "MaskedMultiTaskLoss",
     "MultiTaskModel",
     "PaperPreprocessing",
-    "RandomAlignedCrop",
+    "RandomAffineCrop",
+    "RandomMirror",
     "ResizedClassifier",
     "SpatialLabelMapHead",
     "TrainedModel",
@@ -65,4 +67,5 @@ __all__ = [
     "load_trained",
     "masked_multitask_loss",
     "mirror_channels",
+    "paper_augmentation",
 ]
