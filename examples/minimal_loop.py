@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import mtl_heads
-from mtl_heads.augmentation import AlignedAugmentation, center_crop
+from mtl_heads.augmentation import center_crop, paper_augmentation, zoom_of
 from mtl_heads.datasets import SyntheticFaces
 from mtl_heads.landmarks import landmarks_to_label_maps
 
@@ -21,17 +21,19 @@ def main(epochs: int = 3) -> float:
     train, test = SyntheticFaces(1024, seed=0), SyntheticFaces(256, seed=1)
     loader = DataLoader(train, batch_size=64, shuffle=True, drop_last=True)
     pre = mtl_heads.PaperPreprocessing().fit(torch.from_numpy(train.images)[:, None])
-    aug = AlignedAugmentation(rotation=0.0, zoom=1.0)  # mirror + shift, crop 48 -> 42
+    aug = paper_augmentation(rotation=0.0, zoom=1.0)  # Kornia: mirror + shift, crop 48 -> 42
     model = mtl_heads.create_model("fer_convnet", num_classes=7, label_maps=3)  # + the head
     loss_fn = mtl_heads.MaskedMultiTaskLoss(lam=1.0)  # CE + lambda * masked label-map BCE
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for epoch in range(epochs):
         model.train(), pre.train()
         for batch in loader:
-            x, landmarks = aug(pre.standardize(batch["image"].float()), batch["landmarks"])
+            x = pre.standardize(batch["image"].float())
+            params = aug.forward_parameters(x.shape)  # drawn first: the maps need each zoom
+            x, landmarks = aug(x, batch["landmarks"], data_keys=["input", "keypoints"],
+                               params=params)  # mirrored faces keep left points image-left
             batch["label_maps"] = landmarks_to_label_maps(  # the auxiliary targets
-                landmarks, 42, valid=batch["landmarks_valid"],
-                thickness_scale=aug.last_params["scale"])
+                landmarks, 42, valid=batch["landmarks_valid"], thickness_scale=zoom_of(params))
             loss = loss_fn(model(pre.normalize_batch(x)), batch)
             optimizer.zero_grad()
             loss.backward()
