@@ -8,7 +8,9 @@ carries the run's options in its ``["state"]["args"]``, ``best.safetensors`` onl
 for it they come from ``args.json`` or ``last.safetensors`` beside it.
 :func:`load_trained` rebuilds the :class:`~mtl_heads.MultiTaskModel` and the
 :class:`~mtl_heads.preprocessing.PaperPreprocessing` from these; nothing here imports
-``examples/``.
+``examples/``. A bundle (:mod:`mtl_heads.pretrained.bundle`, the package's own trained model) is
+such a checkpoint reduced to the ``model.`` (float16) and ``pre.`` tensors, with the options and
+the class names in the same metadata: :func:`load_trained` reads it as it reads a checkpoint.
 """
 
 from __future__ import annotations
@@ -302,7 +304,11 @@ def load_trained(
         model.load_state_dict(model_state)
     except RuntimeError as err:
         raise ValueError(f"{file}: the weights do not fit a {name} ({err})") from err
-    classes = _class_names(file, args, found)
+    # a bundle (mtl_heads.pretrained.bundle) carries its class names: no final.json beside it
+    stored = meta.get("classes")
+    if stored is not None and (not isinstance(stored, list) or len(stored) != found):
+        raise ValueError(f"{file}: the stored class names {stored!r} do not fit {found} classes")
+    classes = [str(c) for c in stored] if stored is not None else _class_names(file, args, found)
     model.eval().to(map_location)
     pre.eval().to(map_location)
     return TrainedModel(model, pre, classes, args, file)

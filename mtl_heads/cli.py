@@ -61,31 +61,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify the facial expressions of the faces in photos",
         description=(
             "Find the faces in IMAGE (a file or a folder of images, any size, colour or grey) "
-            "with dlib, frame each like a 48x48 FER2013 face, and classify it with a model "
-            "trained by examples/train.py (its fitted preprocessing, 10-crop test views). "
-            "Prints per face the box (left, top, right, bottom) and the top-3 classes."
+            "with dlib, frame each like a 48x48 FER2013 face, and classify it with the model "
+            "bundled with mtl-heads or one trained by examples/train.py (its fitted "
+            "preprocessing, 10-crop test views). Prints per face the box (left, top, right, "
+            "bottom) and the top-3 classes. With --no-detect every image is one face, already "
+            "framed. dlib's 68-point model (300-W) and FER2013 are for research use only."
         ),
     )
     p.add_argument("image", help="an image file or a folder of images")
-    p.add_argument("--checkpoint", required=True, help="a train.py run folder or checkpoint file")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--checkpoint", default=None,
+                   help="a train.py run folder, checkpoint file or bundle (default: the model "
+                        "bundled with mtl-heads)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON instead of text")
+    out.add_argument("--csv", action="store_true",
+                     help="print CSV instead of text: one row per face (per file without a face)")
     p.add_argument("--save-overlay", metavar="DIR", default=None,
                    help="write each image with boxes, labels and label maps into DIR")
-    p.add_argument("--upsample", type=int, default=1,
-                   help="detector upsampling; faces under ~80 px need 2 or more (default 1)")
+    p.add_argument("--no-detect", action="store_true",
+                   help="no face detection: every image is one face framed like FER2013 "
+                        "(a folder of crops), resized to the model's 48x48 grey")
+    p.add_argument("--upsample", type=int, default=None,
+                   help="detector upsampling factor: 2 finds faces down to ~40 px (dlib's "
+                        "customary single upsampling; default), 1 is ~4x faster for faces of "
+                        "~80 px and more, 3 finds ~30 px faces at ~2x the time of 2")
     p.add_argument("--batch-size", type=int, default=256, help="faces per network call")
 
     p = sub.add_parser(
         "export",
         help="write a trained classifier as ONNX, TorchScript or safetensors",
         description=(
-            "Export the deploy model of a train.py run (label-map head dropped) with its fitted "
-            "preprocessing folded in: input raw stored-size grey faces (0-255), output class "
-            "probabilities. safetensors writes a plain timm state dict (preprocessing and class "
-            "names in its metadata)."
+            "Export the deploy model of a train.py run or of the bundled model (label-map head "
+            "dropped) with its fitted preprocessing folded in: input raw stored-size grey faces "
+            "(0-255), output class probabilities. safetensors writes a plain timm state dict "
+            "(preprocessing and class names in its metadata)."
         ),
     )
-    p.add_argument("checkpoint", help="a train.py run folder or checkpoint file")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a train.py run folder, checkpoint file or bundle (default: the model "
+                        "bundled with mtl-heads)")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript", "safetensors"])
     p.add_argument("-o", "--output", required=True, help="file to write")
     p.add_argument("--tta", action="store_true",
@@ -136,47 +150,73 @@ def _annotate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    import csv
     from pathlib import Path
 
-    from .predict import draw_overlay, list_images, predict
+    from .predict import DEFAULT_UPSAMPLE, csv_columns, draw_overlay, list_images, predict
 
-    if args.upsample < 1 or args.batch_size < 1:
+    if args.no_detect and args.upsample is not None:
+        raise ValueError("--upsample sets the face detector, which --no-detect turns off")
+    upsample = DEFAULT_UPSAMPLE if args.upsample is None else args.upsample
+    if upsample < 1 or args.batch_size < 1:
         raise ValueError(
-            f"--upsample and --batch-size must be positive, got {args.upsample}, {args.batch_size}"
+            f"--upsample and --batch-size must be positive, got {upsample}, {args.batch_size}"
         )
     files, others = list_images(args.image)
-    results, trained = predict(files, args.checkpoint, upsample=args.upsample,
-                               batch_size=args.batch_size)
+    results, trained = predict(files, args.checkpoint, detect=not args.no_detect,
+                               upsample=upsample, batch_size=args.batch_size)
+    if args.checkpoint is None:
+        print(f"model: {trained.path} (bundled with mtl-heads; research use only, see "
+              f"{trained.path.with_suffix('.md')})", file=sys.stderr)
+    classes = trained.classes
     if args.json:
-        out = {"checkpoint": str(trained.path), "classes": trained.classes,
-               "images": [r.to_dict(trained.classes) for r in results],
+        out = {"checkpoint": str(trained.path), "classes": classes,
+               "detect": not args.no_detect, "upsample": None if args.no_detect else upsample,
+               "images": [r.to_dict(classes) for r in results],
                "not_images": [str(p) for p in others]}
         print(json.dumps(out, indent=2))
+    elif args.csv:
+        for path in others:  # stdout stays one CSV table
+            print(f"{path}: not an image file (suffix {path.suffix!r}), skipped", file=sys.stderr)
+        writer = csv.DictWriter(sys.stdout, fieldnames=csv_columns(classes), lineterminator="\n")
+        writer.writeheader()
+        for r in results:
+            writer.writerows(r.to_rows(classes))
     else:
         for path in others:
             print(f"{path}: not an image file (suffix {path.suffix!r}), skipped")
         for r in results:
+            if args.no_detect:  # one face per file: one line per file
+                top = ", ".join(f"{c} {p:.3f}" for c, p in r.faces[0].top(classes))
+                print(f"{r.path}: {top}")
+                continue
             if not r.faces:
                 print(f"{r.path}: no face found ({r.size[0]}x{r.size[1]})")
                 continue
             print(f"{r.path}: {len(r.faces)} face{'s' if len(r.faces) > 1 else ''}")
             for i, face in enumerate(r.faces):
-                top = ", ".join(f"{c} {p:.3f}" for c, p in face.top(trained.classes))
+                top = ", ".join(f"{c} {p:.3f}" for c, p in face.top(classes))
                 print(f"  face {i + 1} box {face.box}: {top}")
     if args.save_overlay:
         folder = Path(args.save_overlay)
-        folder.mkdir(parents=True, exist_ok=True)
+        root = Path(args.image) if Path(args.image).is_dir() else None
         for r in results:
-            target = folder / f"{r.path.stem}_overlay.png"
-            draw_overlay(r.path, r, trained.classes, trained.crop).save(target)
+            # keep the folder's layout: crops in class folders often share file names
+            rel = r.path.relative_to(root).parent if root else Path()
+            target = folder / rel / f"{r.path.stem}_overlay.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            draw_overlay(r.path, r, classes, trained.crop).save(target)
             print(f"wrote {target}", file=sys.stderr)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from .export import export_model
+    from .pretrained import bundled_model
 
-    path = export_model(args.checkpoint, args.output, args.format, tta=args.tta,
+    checkpoint = args.checkpoint or bundled_model(
+        f"mtl-heads export RUN_FOLDER --format {args.format} -o {args.output}")
+    path = export_model(checkpoint, args.output, args.format, tta=args.tta,
                         opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {args.format})")
     return 0

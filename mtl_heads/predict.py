@@ -3,7 +3,8 @@
 Each face goes through the same steps as a FER2013 test image in ``examples/train.py``:
 
 1. dlib finds the faces and their 68 landmarks (:class:`~mtl_heads.annotate.FaceLandmarkDetector`,
-   ``landmarks`` extra);
+   ``landmarks`` extra) on the photo upsampled 2x (:data:`DEFAULT_UPSAMPLE`: faces down to about
+   40 px; 1 is about 4x faster and finds faces of about 80 px and more);
 2. a similarity transform (scale, rotation, shift) puts the two eye centres and the mouth centre
    where they sit in a 48x48 FER2013 face (:data:`FER_FRAMING`, measured with dlib on FER2013
    PublicTest faces by ``scripts/measure_fer_framing.py``), and the grey face is resampled to the
@@ -13,6 +14,11 @@ Each face goes through the same steps as a FER2013 test image in ``examples/trai
 
 For a multi-task checkpoint the label maps of the centre view are kept, so that an overlay can
 draw the predicted brows and mouth on the photo.
+
+Without detection (``detect=False``, ``mtl-heads predict --no-detect``) every image is taken as
+one face already framed like FER2013 (a folder of crops) and resized to the stored size as the
+image-folder data sets resize (:func:`frame_image`). Without a checkpoint the model bundled with
+the package is used (:func:`load_model`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .augmentation import ten_crop_views
 from .checkpoint import TrainedModel, load_trained
 
 __all__ = [
+    "DEFAULT_UPSAMPLE",
     "FER_FRAMING",
     "IMAGE_SUFFIXES",
     "FacePrediction",
@@ -39,6 +46,8 @@ __all__ = [
     "crop_face",
     "list_images",
     "read_image",
+    "frame_image",
+    "load_model",
     "classify_faces",
     "predict",
     "draw_overlay",
@@ -50,6 +59,9 @@ __all__ = [
 #   python scripts/measure_fer_framing.py --data ../shared/data/fer2013.npz --num 400
 FER_FRAMING = ((14.58, 18.38), (32.42, 18.42), (23.60, 37.12))
 FER_SIZE = 48
+# dlib's HOG window is about 80 px: one doubling (dlib's and face_recognition's customary
+# upsample=1) finds faces down to about 40 px; measured by benchmarks/face_detection.py
+DEFAULT_UPSAMPLE = 2
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm")
 
@@ -217,14 +229,82 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({err})") from err
 
 
+def frame_image(
+    path: str | os.PathLike, size: int = FER_SIZE
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[int, int]]:
+    """A whole image as one face already framed like FER2013, at the stored size.
+
+    The resize of the image-folder data sets (:class:`~mtl_heads.datasets.ImageFolderFaces`): the
+    largest centred square, resized bilinearly (antialiased) to ``size`` x ``size`` grey, so a
+    folder of crops is seen as a model trained on such a folder saw its images.
+
+    Args:
+        path: an image file (any size, grey or colour).
+        size: the stored face size of the model.
+
+    Returns:
+        ``(face, matrix, box, (W, H))``: uint8 (size, size) face; the (2, 3) image -> face
+        transform (pixel centres at integers, as :func:`framing_transform`'s); the square used,
+        (left, top, right, bottom) in image pixels; the image size.
+
+    Raises:
+        ValueError: not a readable image (the message names the file).
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = tempfile.mkdtemp() + "/wide.png"
+        >>> Image.new("RGB", (96, 64), (200, 30, 30)).save(path)
+        >>> face, m, box, size = frame_image(path)
+        >>> face.shape, box, size, (m @ [47.5, 31.5, 1]).tolist()  # centre to centre
+        ((48, 48), (16, 0, 80, 64), (96, 64), [23.5, 23.5])
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from .datasets.folder import _load_resized
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: not a readable image ({err})") from err
+    face = _load_resized(Path(path), (size, size), grayscale=True)
+    # _load_resized crops the centred square of side min(w, h) and resizes it; PIL samples face
+    # pixel x at image x' = left + (x + 0.5) * k - 0.5 (k image pixels per face pixel)
+    k = min(w, h) / size
+    left, top = (w - size * k) / 2, (h - size * k) / 2
+    matrix = np.array([[1 / k, 0, (0.5 - left) / k - 0.5], [0, 1 / k, (0.5 - top) / k - 0.5]])
+    box = (round(left), round(top), round(left + size * k), round(top + size * k))
+    return face, matrix, box, (w, h)
+
+
+def load_model(checkpoint: str | os.PathLike | TrainedModel | None = None) -> TrainedModel:
+    """A run folder, checkpoint file or bundle loaded; ``None``: the model bundled with the
+    package (:data:`~mtl_heads.pretrained.FER2013_WEIGHTS`).
+
+    Raises:
+        MissingWeightsError: ``None`` and this installation has no bundled model (a
+            ``FileNotFoundError``; the message says how to get a model).
+        FileNotFoundError, ValueError: as :func:`~mtl_heads.checkpoint.load_trained`.
+    """
+    from .pretrained import bundled_model
+
+    if isinstance(checkpoint, TrainedModel):
+        return checkpoint
+    if checkpoint is None:
+        checkpoint = bundled_model("mtl-heads predict IMAGE --checkpoint RUN_FOLDER")
+    return load_trained(checkpoint)
+
+
 @dataclass
 class FacePrediction:
-    """One face found in a photo.
+    """One face found in a photo (or, without detection, the whole image as one face).
 
     Attributes:
-        box: detector box (left, top, right, bottom) in photo pixels.
-        score: detector score.
-        landmarks: (68, 2) dlib points in photo pixels.
+        box: detector box (left, top, right, bottom) in photo pixels; without detection the
+            centred square that was resized.
+        score: detector score (``None`` without detection).
+        landmarks: (68, 2) dlib points in photo pixels (``None`` without detection).
         matrix: (2, 3) photo -> face-crop transform.
         crop: uint8 (S, S) grey face at the model's stored size.
         probs: (K,) class probabilities (10-crop mean).
@@ -232,8 +312,8 @@ class FacePrediction:
     """
 
     box: tuple[int, int, int, int]
-    score: float
-    landmarks: np.ndarray
+    score: float | None
+    landmarks: np.ndarray | None
     matrix: np.ndarray
     crop: np.ndarray
     probs: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -261,13 +341,46 @@ class ImagePrediction:
             "faces": [
                 {
                     "box": list(f.box),
-                    "score": round(f.score, 4),
+                    "score": None if f.score is None else round(f.score, 4),
                     "top": [{"class": c, "prob": round(p, 6)} for c, p in f.top(classes, k)],
                     "probs": {c: round(float(p), 6) for c, p in zip(classes, f.probs, strict=True)},
                 }
                 for f in self.faces
             ],
         }
+
+    def to_rows(self, classes: Sequence[str]) -> list[dict[str, Any]]:
+        """CSV rows (:func:`csv_columns`): one per face, or one with empty face fields when
+        none was found, so every file appears."""
+        empty = dict.fromkeys(csv_columns(classes)[3:], "")
+        base = {"file": str(self.path), "width": self.size[0], "height": self.size[1]}
+        if not self.faces:
+            return [dict(base, **empty)]
+        rows = []
+        for i, f in enumerate(self.faces):
+            best = int(np.argmax(f.probs))
+            row = dict(base, face=i + 1, left=f.box[0], top=f.box[1], right=f.box[2],
+                       bottom=f.box[3], score="" if f.score is None else round(f.score, 4),
+                       **{"class": classes[best], "prob": round(float(f.probs[best]), 6)})
+            row.update({c: round(float(p), 6) for c, p in zip(classes, f.probs, strict=True)})
+            rows.append(row)
+        return rows
+
+
+def csv_columns(classes: Sequence[str]) -> list[str]:
+    """The columns of :meth:`ImagePrediction.to_rows`: file, size, face number, box, detector
+    score, top class and its probability, then one probability column per class.
+
+    Examples:
+        >>> csv_columns(["Happy", "Sad"])[-5:]
+        ['score', 'class', 'prob', 'Happy', 'Sad']
+    """
+    fixed = ["file", "width", "height", "face", "left", "top", "right", "bottom", "score",
+             "class", "prob"]
+    clash = sorted(set(fixed) & set(classes))
+    if clash:
+        raise ValueError(f"class names {clash} clash with the CSV's own columns")
+    return fixed + list(classes)
 
 
 @torch.inference_mode()
@@ -317,9 +430,10 @@ def classify_faces(
 
 def predict(
     images: str | os.PathLike | Iterable[str | os.PathLike],
-    checkpoint: str | os.PathLike | TrainedModel,
+    checkpoint: str | os.PathLike | TrainedModel | None = None,
     *,
-    upsample: int = 1,
+    detect: bool = True,
+    upsample: int = DEFAULT_UPSAMPLE,
     batch_size: int = 256,
     detector: Any = None,
 ) -> tuple[list[ImagePrediction], TrainedModel]:
@@ -327,8 +441,12 @@ def predict(
 
     Args:
         images: an image file, a folder (every image file in it), or a list of files.
-        checkpoint: a run folder, a checkpoint file, or a loaded :class:`TrainedModel`.
-        upsample: dlib's upsampling factor; faces smaller than about 80 px need 2 or more.
+        checkpoint: a run folder, a checkpoint file, a bundle, or a loaded
+            :class:`TrainedModel`; ``None``: the model bundled with the package.
+        detect: find the faces with dlib; ``False``: every image is one face already framed
+            like FER2013 (:func:`frame_image`; dlib is not needed).
+        upsample: dlib's upsampling factor (:data:`DEFAULT_UPSAMPLE` = 2 finds faces down to
+            about 40 px; 1 is about 4x faster and finds faces of about 80 px and more).
         batch_size: faces per network call.
         detector: a :class:`~mtl_heads.annotate.FaceLandmarkDetector` to reuse (default: one
             with ``upsample``).
@@ -337,12 +455,11 @@ def predict(
         ``(per-image predictions, the loaded model)``; an image without faces has ``faces == []``.
 
     Raises:
-        FileNotFoundError: an image path or the checkpoint does not exist.
+        FileNotFoundError: an image path or the checkpoint does not exist, or no checkpoint is
+            given and the package has no bundled model.
         ValueError: a file that is not an image, an empty folder, or a bad checkpoint (the
             message names the file).
     """
-    from .annotate import FaceLandmarkDetector
-
     if isinstance(images, (str, os.PathLike)):
         files, _ = list_images(images)
     else:
@@ -350,23 +467,31 @@ def predict(
         for p in files:
             if not p.is_file():
                 raise FileNotFoundError(f"no such image: {p}")
-    trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)
+    trained = load_model(checkpoint)
     if trained.in_chans != 1:
         raise ValueError(
             f"{trained.path}: predict frames grey faces, but this model takes "
             f"{trained.in_chans} channels"
         )
-    det = detector or FaceLandmarkDetector(upsample=upsample)
-    scale = trained.image_size / FER_SIZE
+    size = trained.image_size
     results: list[ImagePrediction] = []
-    for file in files:
-        gray = read_image(file)
-        faces = []
-        for box, points, score in det.find_faces(gray):
-            m = framing_transform(points, scale=scale)
-            crop = crop_face(gray, m, trained.image_size)
-            faces.append(FacePrediction(box, score, points, m, crop))
-        results.append(ImagePrediction(file, (gray.shape[1], gray.shape[0]), faces))
+    if detect:
+        from .annotate import FaceLandmarkDetector
+
+        det = detector or FaceLandmarkDetector(upsample=upsample)
+        scale = size / FER_SIZE
+        for file in files:
+            gray = read_image(file)
+            faces = []
+            for box, points, score in det.find_faces(gray):
+                m = framing_transform(points, scale=scale)
+                crop = crop_face(gray, m, size)
+                faces.append(FacePrediction(box, score, points, m, crop))
+            results.append(ImagePrediction(file, (gray.shape[1], gray.shape[0]), faces))
+    else:
+        for file in files:
+            crop, m, box, wh = frame_image(file, size)
+            results.append(ImagePrediction(file, wh, [FacePrediction(box, None, None, m, crop)]))
     every = [f for r in results for f in r.faces]
     if every:
         probs, maps = classify_faces(trained, np.stack([f.crop for f in every]), batch_size)

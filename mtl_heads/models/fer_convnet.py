@@ -13,6 +13,7 @@ for the default 42); every input ending in the same grid works (42..49 px for 5x
 ``8g + 2 .. 8g + 9`` px for a grid of g), other sizes raise a ``ValueError`` naming the range.
 """
 
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -24,8 +25,11 @@ from timm.models import (
     checkpoint_seq,
     generate_default_cfgs,
     register_model,
+    resolve_pretrained_cfg,
 )
 from timm.models._features import feature_take_indices  # private in timm, used by its models
+
+from ..pretrained import FER2013_WEIGHTS, missing_weights_error
 
 __all__ = ['FerConvNet']
 
@@ -348,11 +352,30 @@ def _cfg(url: str = '', **kwargs: Any) -> dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
+    # mtl-heads' FER2013 model, a file inside the package (no download); first, so that
+    # pretrained=True without a tag loads it
+    'fer_convnet.fer2013': _cfg(
+        file=str(FER2013_WEIGHTS),
+        label_names=('Angry', 'Disgust', 'Fear', 'Happy', 'Sad', 'Surprise', 'Neutral'),
+        # FER2013 images and dlib's 300-W landmark model are both for research use only
+        license='research-only',
+        notes=('trained on FER2013 Training by mtl-heads; model card: fer_convnet.fer2013.md '
+               'beside the file',),
+    ),
     'fer_convnet.untrained': _cfg(),
 })
 
 
 def _create_fer_convnet(variant: str, pretrained: bool = False, **kwargs: Any) -> FerConvNet:
+    if pretrained:
+        # timm raises a bare FileNotFoundError() for a missing file: name it and the way out
+        cfg = resolve_pretrained_cfg(
+            variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
+        if (cfg.file and cfg.state_dict is None and cfg.source != 'local-dir'
+                and not os.path.isfile(cfg.file)):
+            raise missing_weights_error(
+                cfg.file, 'timm.create_model("fer_convnet", pretrained=True, '
+                'pretrained_cfg_overlay=dict(file="RUN/best.safetensors"))')
     return build_model_with_cfg(
         FerConvNet, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,

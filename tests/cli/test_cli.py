@@ -35,6 +35,18 @@ def test_parser_defaults() -> None:
     assert (args.upsample, args.second_threshold, args.size, args.workers) == (4, -0.5, 48, None)
 
 
+def test_predict_and_export_defaults() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["predict", "photo.jpg"])
+    # no checkpoint: the bundled model; upsampling left to predict's default (2x)
+    assert (args.checkpoint, args.upsample, args.no_detect, args.json, args.csv) == (
+        None, None, False, False, False)
+    args = parser.parse_args(["export", "--format", "onnx", "-o", "m.onnx"])
+    assert args.checkpoint is None and args.format == "onnx"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "photo.jpg", "--json", "--csv"])
+
+
 def test_annotate_csv_end_to_end(tmp_path, capsys) -> None:
     csv = _csv(tmp_path / "fer2013.csv")
     out = tmp_path / "lm.npz"

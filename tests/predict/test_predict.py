@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from trained_runs import write_run
+from trained_runs import CLASSES, write_run
 
 from mtl_heads.augmentation import predict_ten_crop
 from mtl_heads.checkpoint import load_trained
@@ -145,3 +145,132 @@ def test_baseline_checkpoint_has_no_maps(tmp_path) -> None:
     assert probs.shape == (5, 7) and maps is None
     with pytest.raises(ValueError, match=r"faces must be \(N, 48, 48\)"):
         classify_faces(trained, np.zeros((5, 42, 42), np.uint8))
+
+
+def _crop_folder(root, n: int = 3):
+    """Class folders of 48x48 grey faces that share file names, one colour 90x60 image and a
+    text file."""
+    rng = np.random.default_rng(0)
+    for c in ("happy", "sad"):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(
+                root / c / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(root / "wide.jpg")
+    (root / "labels.txt").write_text("x")
+    return root
+
+
+def test_frame_image_resizes_as_the_image_folders_do(tmp_path) -> None:
+    from mtl_heads.datasets import read_image_folder
+    from mtl_heads.predict import frame_image
+
+    root = tmp_path / "faces"
+    (root / "any").mkdir(parents=True)
+    photo = np.full((60, 90, 3), 40, np.uint8)
+    photo[20:23, 50:53] = (255, 255, 255)  # a bright dot centred at (51, 21)
+    Image.fromarray(photo).save(root / "any" / "wide.png")
+    face, m, box, size = frame_image(root / "any" / "wide.png")
+    images, _, _, _ = read_image_folder(root, size=48)
+    np.testing.assert_array_equal(face, images[0])
+    assert size == (90, 60) and box == (15, 0, 75, 60)
+    x, y = m @ [51, 21, 1]  # the transform puts the dot where the resize put it
+    yy, xx = np.unravel_index(np.argmax(face), face.shape)
+    assert abs(x - xx) <= 1 and abs(y - yy) <= 1
+
+
+def test_no_detect_one_prediction_per_file(tmp_path, capsys, monkeypatch) -> None:
+    import csv
+    import io
+
+    import mtl_heads.annotate
+    from mtl_heads.predict import classify_faces, frame_image
+
+    def no_dlib(*args, **kwargs):
+        raise AssertionError("--no-detect must not build the face detector")
+
+    monkeypatch.setattr(mtl_heads.annotate, "FaceLandmarkDetector", no_dlib)
+    run = write_run(tmp_path / "run")
+    crops = _crop_folder(tmp_path / "crops")
+    images = sorted(p for p in crops.rglob("*") if p.suffix in (".png", ".jpg"))
+    expected, _ = classify_faces(load_trained(run), np.stack([frame_image(p)[0] for p in images]))
+
+    assert main(["predict", str(crops), "--checkpoint", str(run), "--no-detect"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{crops / 'labels.txt'}: not an image file (suffix '.txt'), skipped"
+    assert len(lines) == 1 + len(images)
+    for line, path, probs in zip(lines[1:], images, expected, strict=True):
+        best = CLASSES[int(np.argmax(probs))]
+        assert line.startswith(f"{path}: {best} {probs.max():.3f}, ")
+
+    assert main(["predict", str(crops), "--checkpoint", str(run), "--no-detect", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["detect"] is False and report["upsample"] is None
+    assert [len(i["faces"]) for i in report["images"]] == [1] * len(images)
+    wide = report["images"][-1]
+    assert wide["size"] == [90, 60] and wide["faces"][0]["box"] == [15, 0, 75, 60]
+    assert wide["faces"][0]["score"] is None
+    np.testing.assert_allclose([wide["faces"][0]["probs"][c] for c in CLASSES], expected[-1],
+                               atol=1e-6)
+
+    assert main(["predict", str(crops), "--checkpoint", str(run), "--no-detect", "--csv"]) == 0
+    out = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(out.out)))
+    assert "labels.txt: not an image file" in out.err  # stdout stays one table
+    assert [r["file"] for r in rows] == [str(p) for p in images]
+    np.testing.assert_allclose([[float(r[c]) for c in CLASSES] for r in rows], expected,
+                               atol=1e-6)
+    assert all(r["class"] == CLASSES[int(np.argmax(p))] for r, p in zip(rows, expected,
+                                                                         strict=True))
+
+
+def test_no_detect_overlays_keep_the_folder_layout(tmp_path, capsys) -> None:
+    run = write_run(tmp_path / "run")
+    crops = _crop_folder(tmp_path / "crops", n=1)
+    overlays = tmp_path / "overlays"
+    assert main(["predict", str(crops), "--checkpoint", str(run), "--no-detect",
+                 "--save-overlay", str(overlays)]) == 0
+    written = sorted(p.relative_to(overlays).as_posix() for p in overlays.rglob("*.png"))
+    # happy/0.png and sad/0.png no longer overwrite each other
+    assert written == ["happy/0_overlay.png", "sad/0_overlay.png", "wide_overlay.png"]
+    with Image.open(overlays / "wide_overlay.png") as im:
+        assert im.size == (90, 60)
+
+
+def test_no_detect_errors_name_the_file(tmp_path, capsys) -> None:
+    run = write_run(tmp_path / "run")
+    crops = _crop_folder(tmp_path / "crops", n=1)
+    (crops / "sad" / "broken.png").write_bytes(b"\x89PNG not really")
+    assert main(["predict", str(crops), "--checkpoint", str(run), "--no-detect"]) == 2
+    assert f"{crops / 'sad' / 'broken.png'}: not a readable image" in capsys.readouterr().err
+    assert main(["predict", str(crops / "wide.jpg"), "--checkpoint", str(run), "--no-detect",
+                 "--upsample", "1"]) == 2
+    assert "--upsample sets the face detector, which --no-detect turns off" in (
+        capsys.readouterr().err)
+
+
+def test_csv_columns_must_not_clash() -> None:
+    from mtl_heads.predict import csv_columns
+
+    with pytest.raises(ValueError, match=r"class names \['file'\] clash"):
+        csv_columns(["happy", "file"])
+
+
+def test_default_upsampling_finds_a_44_px_face(tmp_path, capsys) -> None:
+    """dlib's window is ~80 px: the astronaut's face at 44 px is found at the default 2x
+    upsampling, not at 1x (the setting for large faces)."""
+    pytest.importorskip("dlib")
+    data = pytest.importorskip("skimage.data")
+    run = write_run(tmp_path / "run")
+    photo = tmp_path / "astronaut_256.png"
+    Image.fromarray(data.astronaut()).resize((256, 256), Image.LANCZOS).save(photo)
+    results, _ = predict(photo, run)
+    assert len(results[0].faces) == 1
+    x0, y0, x1, y1 = results[0].faces[0].box
+    assert 35 <= x1 - x0 <= 55 and 90 < (x0 + x1) / 2 < 130  # her face, about 44 px
+    assert main(["predict", str(photo), "--checkpoint", str(run), "--upsample", "1"]) == 0
+    assert f"{photo}: no face found (256x256)" in capsys.readouterr().out
+    for name in ("chelsea", "coffee"):  # a cat and a cup: no face at the default either
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(getattr(data, name)()).save(path)
+        assert predict(path, run)[0][0].faces == []
