@@ -18,7 +18,15 @@ Examples:
 from .checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
 from .data import Data, Split, epoch_batches, load_data
 from .distributed import Dist, derive_seed, generator, setup_distributed
-from .engine import EpochSums, EvalSums, TrainState, evaluate, train_one_epoch, validate
+from .engine import (
+    EpochSums,
+    EvalSums,
+    TrainState,
+    evaluate,
+    evaluate_tests,
+    train_one_epoch,
+    validate,
+)
 from .options import (
     RESUMABLE,
     TrainingError,
@@ -29,7 +37,18 @@ from .options import (
     saved_options,
 )
 from .precision import autocast, native_bf16, resolve_precision
-from .run import build_augmentation, build_model, build_scheduler, main, param_groups, train
+from .run import (
+    Run,
+    build_augmentation,
+    build_model,
+    build_run,
+    build_scheduler,
+    epoch_record,
+    main,
+    param_groups,
+    train,
+    write_metrics,
+)
 
 __all__ = [
     "BEST",
@@ -39,6 +58,7 @@ __all__ = [
     "Dist",
     "EpochSums",
     "EvalSums",
+    "Run",
     "Split",
     "TrainState",
     "TrainingError",
@@ -46,11 +66,14 @@ __all__ = [
     "build_augmentation",
     "build_model",
     "build_parser",
+    "build_run",
     "build_scheduler",
     "check_args",
     "derive_seed",
     "epoch_batches",
+    "epoch_record",
     "evaluate",
+    "evaluate_tests",
     "generator",
     "legacy_options",
     "load_checkpoint",
@@ -66,4 +89,5 @@ __all__ = [
     "train",
     "train_one_epoch",
     "validate",
+    "write_metrics",
 ]

@@ -262,7 +262,7 @@ class EvalSums:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
-             num_classes: int, ctx: Dist, tta: bool = False,
+             num_classes: int, ctx: Dist | None = None, tta: bool = False,
              prior: torch.Tensor | None = None, precision: str = "float32") -> EvalSums:
     """One pass over ``split``: every image goes through the network once per view.
 
@@ -271,6 +271,7 @@ def evaluate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
     With ``tta`` the 10 views of a batch go through the deployed classifier in one forward of
     ``10 * B`` images (``B = --eval-batch-size // 10``, so each forward holds about
     ``--eval-batch-size`` images), and the centre-crop logits are the centre view's."""
+    ctx = ctx or Dist()
     was_training = model.training
     model.eval()
     pre.eval()
@@ -362,7 +363,7 @@ def summarize(sums: EvalSums, num_classes: int) -> dict[str, Any]:
 
 
 def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argparse.Namespace,
-             num_classes: int, ctx: Dist, tta: bool = False,
+             num_classes: int, ctx: Dist | None = None, tta: bool = False,
              prior: torch.Tensor | None = None, precision: str = "float32") -> dict[str, Any]:
     """Accuracy (centre crop, optionally 10-crop TTA with the deployed classifier), per-class
     accuracy, confusion matrix, CE loss and, for multi-task models on data with landmarks, the
@@ -376,7 +377,7 @@ def validate(model: nn.Module, pre: PaperPreprocessing, split: Split, args: argp
 
 
 def evaluate_tests(model: nn.Module, pre: PaperPreprocessing, data: Data,
-                   args: argparse.Namespace, device: torch.device, ctx: Dist,
+                   args: argparse.Namespace, device: torch.device, ctx: Dist | None = None,
                    prior: torch.Tensor | None = None,
                    precision: str = "float32") -> dict[str, dict[str, Any]]:
     """Every test split scored, each image's forward passes done once: a union split (FER2013's

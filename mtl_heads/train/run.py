@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +36,24 @@ from ..metrics import label_map_prior
 from ..models import create_model
 from ..preprocessing import PREPROCESSING, PaperPreprocessing
 from .checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
-from .data import Split, crop_offset, epoch_batches, load_data, predraw_label_maps
+from .data import Data, Split, crop_offset, epoch_batches, load_data, predraw_label_maps
 from .distributed import STREAM_INIT, Dist, derive_seed, setup_distributed
 from .engine import EpochSums, TrainState, evaluate_tests, train_one_epoch, validate
 from .options import TrainingError, build_parser, check_args
 from .precision import native_bf16, resolve_precision
 
 __all__ = [
+    "Run",
     "build_augmentation",
     "build_model",
+    "build_run",
     "build_scheduler",
+    "epoch_record",
     "main",
     "param_groups",
     "train",
     "training_prior",
+    "write_metrics",
 ]
 
 
@@ -72,7 +77,7 @@ def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn
         kwargs["drop_rate"] = args.drop_rate
     torch.manual_seed(derive_seed(args.seed, STREAM_INIT))
     return create_model(args.backbone, num_classes=num_classes, in_chans=in_chans,
-                                  img_size=args.crop, label_maps=args.label_maps,
+                                  img_size=args.crop, num_label_maps=args.label_maps,
                                   head=args.head if args.label_maps else None,
                                   **kwargs)
 
@@ -121,6 +126,92 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer,
         kwargs["decay_milestones"] = args.decay_milestones
     scheduler, _ = create_scheduler_v2(optimizer, **kwargs)
     return scheduler
+
+
+@dataclass
+class Run:
+    """Everything a run trains and scores with, built from its options by :func:`build_run`."""
+
+    data: Data
+    train_set: Split  # on the device, label maps pre-drawn for --label-map-source predrawn
+    val_set: Split | None
+    pre: PaperPreprocessing  # fitted on the training images
+    aug: AlignedAugmentation
+    model: nn.Module
+    loss_fn: MaskedMultiTaskLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    prior: torch.Tensor | None  # the mean training label map (what a face-blind head draws)
+    steps_per_epoch: int
+
+
+def build_run(args: argparse.Namespace, device: torch.device, world: int = 1) -> Run:
+    """Load the data and build the preprocessing, augmentation, model, loss, optimizer and
+    scheduler of a run, in the order that fixes its random streams (the model's initial
+    weights are seeded from ``(seed, STREAM_INIT)``; the rest is deterministic)."""
+    # data set -> whole tensors on the device
+    data = load_data(args)
+    if args.label_maps and data.train.landmarks is None:
+        raise ValueError(f"--label-maps {args.label_maps}: {args.data} has no landmarks")
+    if args.batch_size > len(data.train):
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
+                         f"({len(data.train)} images)")
+    if args.batch_size < world:
+        raise ValueError(f"--batch-size {args.batch_size} is smaller than the number of "
+                         f"processes ({world})")
+    train_set = data.train.to(device)
+    if args.label_maps and args.label_map_source == "predrawn":
+        train_set.label_maps = predraw_label_maps(train_set)
+    val_set = None if data.val is None else data.val.to(device)
+    num_classes = len(data.classes)
+    in_chans = train_set.images.shape[1]
+    if train_set.images.shape[-1] != args.image_size:
+        raise ValueError(f"--image-size {args.image_size} but the images are "
+                         f"{tuple(train_set.images.shape[-2:])}")
+
+    # preprocessing fitted on the training images (deterministic: refitted identically on resume)
+    pre = PaperPreprocessing(channels=in_chans, size=args.image_size, crop=args.crop,
+                             **PREPROCESSING[args.preprocessing]).to(device)
+    pre.fit(torch.split(train_set.images, 4096))
+    aug = build_augmentation(args)
+    model = build_model(args, in_chans, num_classes).to(device)
+    prior = training_prior(train_set, args) if args.label_maps else None
+    if args.head_init == "prior" and prior is not None:
+        model.label_map_head.init_prior(prior)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = MaskedMultiTaskLoss(
+        args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing,
+        map_loss=args.map_loss, validate=False,
+    ).to(device)
+    optimizer = create_optimizer_v2(
+        param_groups(model, loss_fn, args.weight_decay, args.head_lr_scale), opt=args.optimizer,
+        lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum)
+    steps_per_epoch = len(epoch_batches(len(train_set), args, 0))
+    lr_scheduler = build_scheduler(args, optimizer, steps_per_epoch)
+    if lr_scheduler is None:  # timm's schedulers apply lr_scale themselves
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * group["lr_scale"]
+    return Run(data, train_set, val_set, pre, aug, model, loss_fn, optimizer, lr_scheduler,
+               prior, steps_per_epoch)
+
+
+def epoch_record(epoch: int, sums: EpochSums, optimizer: torch.optim.Optimizer,
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """The ``metrics.jsonl`` record of a finished epoch's training sums."""
+    n = max(sums.samples, 1)
+    return {
+        "epoch": epoch + 1,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": sums.loss / n,
+        "train_ce": sums.ce / n,
+        "train_label_maps": sums.label_maps / n if args.label_maps else None,
+        "train_acc": sums.correct / n,
+        "train_valid_maps": sums.valid_maps if args.label_maps else None,
+        "samples": sums.samples,
+        "epoch_time": sums.time,
+        "samples_per_s": sums.samples / max(sums.time, 1e-9),
+    }
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
@@ -177,52 +268,13 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
     ctx.barrier()
     log = print if ctx.main else (lambda *a, **k: None)
 
-    # data set -> whole tensors on the device
-    data = load_data(args)
-    if args.label_maps and data.train.landmarks is None:
-        raise ValueError(f"--label-maps {args.label_maps}: {args.data} has no landmarks")
-    if args.batch_size > len(data.train):
-        raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
-                         f"({len(data.train)} images)")
-    if args.batch_size < ctx.world:
-        raise ValueError(f"--batch-size {args.batch_size} is smaller than the number of "
-                         f"processes ({ctx.world})")
-    train_set = data.train.to(device)
-    if args.label_maps and args.label_map_source == "predrawn":
-        train_set.label_maps = predraw_label_maps(train_set)
-    val_set = None if data.val is None else data.val.to(device)
-    num_classes = len(data.classes)
-    in_chans = train_set.images.shape[1]
-    if train_set.images.shape[-1] != args.image_size:
-        raise ValueError(f"--image-size {args.image_size} but the images are "
-                         f"{tuple(train_set.images.shape[-2:])}")
-
     precision, note = resolve_precision(args.precision, device)
     if note:
         log(f"note: {note}")
-    # preprocessing fitted on the training images (deterministic: refitted identically on resume)
-    pre = PaperPreprocessing(channels=in_chans, size=args.image_size, crop=args.crop,
-                             **PREPROCESSING[args.preprocessing]).to(device)
-    pre.fit(torch.split(train_set.images, 4096))
-    aug = build_augmentation(args)
-    model = build_model(args, in_chans, num_classes).to(device)
-    prior = training_prior(train_set, args) if args.label_maps else None
-    if args.head_init == "prior" and prior is not None:
-        model.label_map_head.init_prior(prior)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loss_fn = MaskedMultiTaskLoss(
-        args.lam, weighting=args.weighting, label_smoothing=args.label_smoothing,
-        map_loss=args.map_loss, validate=False,
-    ).to(device)
-    optimizer = create_optimizer_v2(
-        param_groups(model, loss_fn, args.weight_decay, args.head_lr_scale), opt=args.optimizer,
-        lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum)
-    steps_per_epoch = len(epoch_batches(len(train_set), args, 0))
-    lr_scheduler = build_scheduler(args, optimizer, steps_per_epoch)
-    if lr_scheduler is None:  # timm's schedulers apply lr_scale themselves
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * group["lr_scale"]
+    run = build_run(args, device, world=ctx.world)
+    data, train_set, val_set, pre, aug = run.data, run.train_set, run.val_set, run.pre, run.aug
+    model, loss_fn, optimizer, lr_scheduler = run.model, run.loss_fn, run.optimizer, run.scheduler
+    prior, steps_per_epoch, num_classes = run.prior, run.steps_per_epoch, len(data.classes)
     train_model = model
     if ctx.enabled:
         train_model = nn.parallel.DistributedDataParallel(
@@ -263,19 +315,7 @@ def _train(args: argparse.Namespace, ctx: Dist, device: torch.device) -> dict[st
             sums = train_one_epoch(epoch, train_model, train_set, optimizer, loss_fn, args,
                                    pre=pre, aug=aug, state=state, ctx=ctx, precision=precision,
                                    lr_scheduler=lr_scheduler, checkpoint=checkpoint, bar=bar)
-        n = max(sums.samples, 1)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": sums.loss / n,
-            "train_ce": sums.ce / n,
-            "train_label_maps": sums.label_maps / n if args.label_maps else None,
-            "train_acc": sums.correct / n,
-            "train_valid_maps": sums.valid_maps if args.label_maps else None,
-            "samples": sums.samples,
-            "epoch_time": sums.time,
-            "samples_per_s": sums.samples / max(sums.time, 1e-9),
-        }
+        record = epoch_record(epoch, sums, optimizer, args)
         if ctx.enabled:
             for buf in pre.minibatch.buffers():
                 dist.broadcast(buf, 0)

@@ -1,0 +1,120 @@
+"""Figures of training runs: learning curves, and a Fig. 3-style grid of predicted label maps.
+
+matplotlib is optional (``pip install 'mtl-heads[examples]'``): without it the functions say so
+and return ``None``.
+"""
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..losses import MaskedMultiTaskLoss
+from ..preprocessing import PREPROCESSING, PaperPreprocessing
+
+__all__ = ["label_map_grid", "plot_curves"]
+
+
+def plot_curves(runs: dict[str, Path], path: Path, title: str) -> Path | None:
+    """Training loss and validation accuracy per epoch of each run, one figure."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install 'mtl-heads[examples]')")
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for name, run in runs.items():
+        metrics = run / "metrics.jsonl"
+        if not metrics.is_file():
+            continue
+        hist = [json.loads(line) for line in metrics.read_text().splitlines()]
+        epochs = [h["epoch"] for h in hist]
+        style = "-" if "multitask" in name else "--"
+        axes[0].plot(epochs, [h["train_ce"] for h in hist], style, label=name)
+        axes[1].plot(epochs, [h["train_acc"] for h in hist], style, label=name)
+        if "val_acc" in hist[0]:
+            axes[2].plot(epochs, [h["val_acc"] for h in hist], style, label=name)
+    for ax, ylabel in zip(axes, ("training cross-entropy", "training accuracy",
+                                 "validation accuracy"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def label_map_grid(run: Path, images: Any, landmarks: Any, valid: Any, path: Path,
+                   num: int = 12) -> Path | None:
+    """A Fig. 3-style grid: test faces with the predicted maps (p > 0.5) beside the targets.
+
+    Args:
+        run: a multi-task run folder (``best.safetensors`` or ``last.safetensors``, args.json).
+        images: uint8 (N, 1, H, W) test images; landmarks (N, 68, 2) and valid (N,) tensors.
+        path: the PNG to write.
+        num: faces to show.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import torch
+
+    from ..augmentation import center_crop
+    from ..landmarks import landmarks_to_label_maps
+    from ..train import build_model, load_checkpoint, parse_args, saved_options
+
+    saved = saved_options(json.loads((run / "args.json").read_text()))
+    args = parse_args(["--data", "synthetic", "--output", str(run)])
+    vars(args).update(saved)
+    if args.label_maps == 0:
+        raise ValueError(f"{run} is a baseline run: it predicts no label maps")
+    num_classes = len(json.loads((run / "final.json").read_text())["classes"])
+    model = build_model(args, images.shape[1], num_classes)
+    pre = PaperPreprocessing(channels=images.shape[1], size=args.image_size, crop=args.crop,
+                             **PREPROCESSING[args.preprocessing])
+    ckpt = run / "best.safetensors"
+    ckpt = ckpt if ckpt.is_file() else run / "last.safetensors"
+    load_checkpoint(ckpt, model, pre, MaskedMultiTaskLoss(), None)
+    model.eval()
+    pre.eval()
+    pick = torch.nonzero(valid).flatten()[:num]
+    with torch.inference_mode():
+        x = images[pick]
+        pred = model(pre(x))["label_maps"].sigmoid() > 0.5
+    offset = (args.image_size - args.crop) // 2
+    target = landmarks_to_label_maps(landmarks[pick] - offset, args.crop) > 0.5
+    faces = center_crop(x, args.crop)[:, 0].float() / 255
+
+    def overlay(face: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        rgb = face[..., None].repeat(1, 1, 3) * 0.8
+        colours = torch.tensor([[1.0, 0.2, 0.2], [0.2, 0.4, 1.0], [0.2, 1.0, 0.2]])
+        for k in range(maps.shape[0]):
+            rgb = torch.where(maps[k][..., None], colours[k] * 0.7 + rgb * 0.3, rgb)
+        return rgb
+
+    cols = 6
+    rows = math.ceil(len(pick) / (cols // 2))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.6))
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(len(pick)):
+        r, c = divmod(i, cols // 2)
+        axes[r, 2 * c].imshow(overlay(faces[i], pred[i]).numpy())
+        axes[r, 2 * c].set_title("predicted", fontsize=7)
+        axes[r, 2 * c + 1].imshow(overlay(faces[i], target[i]).numpy())
+        axes[r, 2 * c + 1].set_title("target", fontsize=7)
+    fig.suptitle("label maps: p > 0.5 (left) vs maps drawn from landmarks (right)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
