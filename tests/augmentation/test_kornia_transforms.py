@@ -353,6 +353,7 @@ def test_a_stock_kornia_flip_fails_the_brow_check():
 
 
 def test_paper_augmentation_settings():
+    assert paper_augmentation().disable_features  # a plain module call: tensors in and out
     crop = paper_augmentation()[0]
     gen = crop._param_generator
     assert (gen.rotation, gen.zoom, gen.shift, gen.p_flip, gen.p) == (45.0, 1.2, 3, 0.5, 1.0)
