@@ -157,19 +157,21 @@ def compose(
 
 
 def match(boxes: Sequence[tuple[int, int, int, int]], faces: Sequence[tuple[int, int, int]]
-          ) -> tuple[list[bool], int]:
-    """Which pasted faces a detection hits, and how many detections hit none."""
+          ) -> tuple[list[bool], int, list[float]]:
+    """Which pasted faces a detection hits, how many detections hit none, and the box side over
+    the face side of each hit."""
     hit = [False] * len(faces)
-    false = 0
+    false, ratios = 0, []
     for x0, y0, x1, y1 in boxes:
         cx, cy, bside = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
         for i, (x, y, s) in enumerate(faces):
             if not hit[i] and x <= cx < x + s and y <= cy < y + s and 0.5 * s <= bside <= 2 * s:
                 hit[i] = True
+                ratios.append(bside / s)
                 break
         else:
             false += 1
-    return hit, false
+    return hit, false, ratios
 
 
 def run(detectors: dict[int, FaceLandmarkDetector], image: np.ndarray, repeats: int
@@ -219,11 +221,13 @@ def main(argv: list[str] | None = None) -> int:
 
     found = {u: {s: 0 for s in args.sizes} for u in detectors}
     false = {u: 0 for u in detectors}
+    ratios: list[float] = []
     ms_per_mp: dict[int, list[float]] = {u: [] for u in detectors}
     for photo in photos:
         mp = photo.image.shape[0] * photo.image.shape[1] / 1e6
         for u, (boxes, seconds) in run(detectors, photo.image, args.repeats).items():
-            hit, n_false = match(boxes, photo.faces)
+            hit, n_false, r = match(boxes, photo.faces)
+            ratios += r
             for (_, _, side), h in zip(photo.faces, hit, strict=True):
                 found[u][side] += h
             false[u] += n_false
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cols = [f"--upsample {u}" for u in detectors]
     width = max(14, *(len(c) for c in cols))
-    line = "{:<34}" + "".join(f"{{:>{width}}}" for _ in cols)
+    line = "{:<44}" + "".join(f"{{:>{width}}}" for _ in cols)
     print()
     print(line.format("", *cols))
     for side in args.sizes:
@@ -259,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         what = {"astronaut": "1 face + patch", "chelsea": "a cat", "coffee": "no face"}[name]
         print(line.format(f"{name}() {w}x{h} ({what}): faces",
                           *(len(res[u][0]) for u in detectors)))
-    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\ndlib's box side / face side, median over the faces found: "
+          f"{statistics.median(ratios):.2f}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

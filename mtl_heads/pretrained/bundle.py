@@ -1,6 +1,6 @@
 """Bundles: what inference needs of a training run, in one small file, with a model card.
 
-:func:`write_bundle` reduces an ``examples/train.py`` run folder to
+:func:`write_bundle` reduces the folder of a training run (``mtl-heads train``) to
 
 - ``OUTPUT.safetensors``: the deployed classifier (``model.backbone.*``, the plain timm model) in
   float16, optionally the label-map head (``model.label_map_head.*``, float16, so that
@@ -83,8 +83,6 @@ def _float16_check(
     }
     if labels is not None:
         labels = np.asarray(labels)
-        if labels.shape != (len(faces),):
-            raise ValueError(f"labels must be ({len(faces)},), got {labels.shape}")
         out["acc_tta_float32"] = float((p32.argmax(1) == labels).mean())
         out["acc_tta_float16"] = float((p16.argmax(1) == labels).mean())
     return out
@@ -103,7 +101,7 @@ def write_bundle(
     """Write the bundle of a finished training run and its model card.
 
     Args:
-        run: an ``examples/train.py`` run folder (its selected ``best.safetensors``, else
+        run: a training run folder (its selected ``best.safetensors``, else
             ``last.safetensors``, with ``args.json`` and ``final.json``) or a checkpoint file.
         output: the ``.safetensors`` file to write; the card goes beside it with ``.md``.
         name: the model's name in the card (the timm name with its pretrained tag).
@@ -141,6 +139,14 @@ def write_bundle(
     num_maps = int(run_args.get(map_keys[0]) or 0)
     if label_map_head and not num_maps:
         raise ValueError(f"{trained.path}: label_map_head=True, but the run has no label-map head")
+    size = trained.image_size
+    for split, (faces, labels) in (evaluate or {}).items():
+        shape = np.shape(faces)
+        if len(shape) != 3 or shape[1:] != (size, size):
+            raise ValueError(f"evaluate[{split!r}]: faces must be (N, {size}, {size}), got {shape}")
+        if labels is not None and np.shape(labels) != (shape[0],):
+            raise ValueError(f"evaluate[{split!r}]: labels must be ({shape[0]},), got "
+                             f"{np.shape(labels)}")
 
     model = trained.model
     if label_map_head:
@@ -164,7 +170,7 @@ def write_bundle(
         "dtype": "float16",
         "label_map_head": bool(label_map_head),
         "trained_with_label_maps": num_maps,
-        "image_size": trained.image_size,
+        "image_size": size,
         "crop": trained.crop,
         "norm": float(trained.preprocessing.norm),
         "data": final.get("data", str(run_args.get("data", ""))),
@@ -186,11 +192,11 @@ def write_bundle(
     output.parent.mkdir(parents=True, exist_ok=True)
     metadata = {METADATA_KEY: json.dumps(train_meta), BUNDLE_KEY: json.dumps(info)}
     save_file(tensors, str(output), metadata=metadata)
-    size = output.stat().st_size
-    if max_bytes is not None and size > max_bytes:
+    nbytes = output.stat().st_size
+    if max_bytes is not None and nbytes > max_bytes:
         output.unlink()
         raise ValueError(
-            f"{output}: the bundle of {trained.backbone} is {size / 1e6:.2f} MB, above the "
+            f"{output}: the bundle of {trained.backbone} is {nbytes / 1e6:.2f} MB, above the "
             f"{max_bytes / 1e6:.2f} MB limit (max_bytes=None writes it anyway)"
         )
     if evaluate:

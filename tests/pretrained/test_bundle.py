@@ -186,6 +186,13 @@ def test_write_bundle_errors(run, tmp_path) -> None:
         write_bundle(baseline, tmp_path / "b.safetensors", label_map_head=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         write_bundle(tmp_path / "nothing", tmp_path / "c.safetensors")
+    with pytest.raises(ValueError, match=r"evaluate\['x'\]: faces must be \(N, 48, 48\)"):
+        write_bundle(folder, tmp_path / "d.safetensors", evaluate={"x": (np.zeros((2, 42, 42)),
+                                                                          None)})
+    with pytest.raises(ValueError, match=r"evaluate\['x'\]: labels must be \(2,\)"):
+        write_bundle(folder, tmp_path / "d.safetensors", evaluate={"x": (np.zeros((2, 48, 48)),
+                                                                          np.zeros(3))})
+    assert not (tmp_path / "d.safetensors").exists()  # checked before anything is written
 
 
 def test_predict_and_export_default_to_the_bundled_model(bundled, run, tmp_path, capsys) -> None:
@@ -232,7 +239,7 @@ def test_missing_bundled_model_says_what_to_do(tmp_path, monkeypatch, capsys) ->
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(image)
     assert main(["predict", str(image), "--no-detect"]) == 2
     err = capsys.readouterr().err
-    assert f"{missing} is missing" in err and "examples/train.py" in err
+    assert f"{missing} is missing" in err and "`mtl-heads train`" in err
     assert "mtl-heads predict IMAGE --checkpoint RUN_FOLDER" in err
     assert main(["export", "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 2
     assert "mtl-heads export RUN_FOLDER --format onnx" in capsys.readouterr().err
