@@ -8,15 +8,21 @@ On mirrored samples both re-index keypoints with a flip index and swap mask chan
 (:class:`SoftMaskSequential` decides by dtype).
 
 A training step draws its parameters from a seeded CPU generator for the whole batch, keeps the
-rows of its process, and replays them on images with label maps, or landmarks, or alone::
+rows of its process, and replays them on images with label maps, or landmarks, or alone
+(the calls of the training engine)::
 
     aug = paper_augmentation(flip=True, shift=3, rotation=45.0, zoom=1.2, crop=42)
     params = sample_parameters(aug, (len(rows_global), *images.shape[1:]), generator)
     params = select_parameters(params, slice(rank, None, world))
-    x, maps = aug(x, maps, data_keys=["input", "mask"], params=params)
-    x, landmarks = aug(x, landmarks, data_keys=["input", "keypoints"], params=params)
-    x = aug(x, data_keys=["input"], params=params)
-    zoom = zoom_of(params)  # (B,) float64, for landmarks_to_label_maps(thickness_scale=...)
+    if maps is not None:          # label maps drawn once per image, warped with it
+        x, maps = aug(x, maps, data_keys=["input", "mask"], params=params)
+    elif landmarks is not None:   # or drawn after the augmentation, from its landmarks
+        x, landmarks = aug(x, landmarks, data_keys=["input", "keypoints"], params=params)
+        maps = landmarks_to_label_maps(landmarks, 42, thickness_scale=zoom_of(params))
+    else:                         # the baseline: images alone
+        x = aug(x, data_keys=["input"], params=params)
+
+``zoom_of(params)`` is each sample's zoom, float64 ``(B,)``. See docs/kornia-pipeline.md.
 
 For the same parameters this gives the pixels, maps and landmarks of :class:`AlignedAugmentation`
 (the path the committed studies were trained with) bit for bit; ``AlignedAugmentation`` and

@@ -28,10 +28,10 @@ from ._warp import (
     sampling_grid,
 )
 from .mirror import (
-    _check_permutation,
-    _inverse,
     check_keypoints,
     check_mask_channels,
+    check_permutation,
+    inverse_permutation,
     mirror_keypoints,
     mirror_masks,
 )
@@ -99,11 +99,6 @@ class AffineCropGenerator(RandomGeneratorBase):
         shift: largest crop offset from the centre, in whole pixels.
         p_flip: probability of a mirror.
         p: probability that a sample is augmented at all.
-
-    Returns:
-        ``{"flip": bool (B,), "angle": float64 degrees (B,), "scale": float64 (B,),
-        "offset": int64 (B, 2) as (dx, dy)}``; samples skipped by ``p`` get no flip, 0, 1 and
-        (0, 0).
     """
 
     def __init__(self, rotation: float, zoom: float, shift: int, p_flip: float, p: float) -> None:
@@ -130,6 +125,18 @@ class AffineCropGenerator(RandomGeneratorBase):
         same_on_batch: bool = False,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
+        """Draw the parameters of a batch.
+
+        Args:
+            batch_shape: the batch's shape; ``batch_shape[0]`` is its size ``B``.
+            same_on_batch: one draw for the whole batch.
+            generator: the CPU generator to draw from (the global one when ``None``).
+
+        Returns:
+            ``{"flip": bool (B,), "angle": float64 degrees (B,), "scale": float64 (B,),
+            "offset": int64 (B, 2) as (dx, dy)}``; samples skipped by ``p`` get no flip, 0, 1
+            and (0, 0).
+        """
         return draw_parameters(
             batch_shape[0], flip=self.p_flip > 0, p_flip=self.p_flip, rotation=self.rotation,
             zoom=self.zoom, shift=self.shift, p=self.p, same_on_batch=same_on_batch,
@@ -244,8 +251,8 @@ class RandomAffineCrop(GeometricAugmentationBase2D):
             "size": size_pair(size, "size"),
             "resample": mode,
             "padding_mode": padding_mode,
-            "flip_index": _check_permutation(flip_index, "flip_index"),
-            "mask_flip_channels": _check_permutation(mask_flip_channels, "mask_flip_channels"),
+            "flip_index": check_permutation(flip_index, "flip_index"),
+            "mask_flip_channels": check_permutation(mask_flip_channels, "mask_flip_channels"),
         }
 
     # apply_transform builds its warp from the parameters, not from Kornia's matrix: Kornia
@@ -268,12 +275,13 @@ class RandomAffineCrop(GeometricAugmentationBase2D):
         self, params: dict[str, torch.Tensor], size: tuple[int, int], crop: tuple[int, int]
     ) -> torch.Tensor:
         """The float64 matrices of ``params``, kept for the other keys of the same call."""
-        key = (size, crop, tuple(params[k] for k in _DRAWN))
+        drawn = tuple(params[k] for k in _DRAWN)
         cached = self._cache
-        if cached is not None and cached[0][:2] == key[:2] and _same_draw(cached[0][2], key[2]):
+        if cached is not None and cached[0][:2] == (size, crop) and _same_draw(cached[0][2], drawn):
             return cached[1]
         matrix = aligned_matrix(params, size, crop)
-        self._cache = (key, matrix, None)
+        # copies: a caller may edit the parameters in place before replaying them
+        self._cache = ((size, crop, tuple(t.clone() for t in drawn)), matrix, None)
         return matrix
 
     def _grid(
@@ -383,7 +391,7 @@ class RandomAffineCrop(GeometricAugmentationBase2D):
         perm = (flags or self.flags)["mask_flip_channels"]
         check_mask_channels(input, perm)
         out = super().inverse_masks(input, params, flags, transform, **kwargs)
-        return mirror_masks(out, params["flip"], None if perm is None else _inverse(perm))
+        return mirror_masks(out, params["flip"], inverse_permutation(perm))
 
     def inverse_keypoints(
         self,
@@ -396,4 +404,4 @@ class RandomAffineCrop(GeometricAugmentationBase2D):
         params = self._params if params is None else params
         perm = (flags or self.flags)["flip_index"]
         out = super().inverse_keypoints(input, params, flags, transform, **kwargs)
-        return mirror_keypoints(out, params["flip"], None if perm is None else _inverse(perm))
+        return mirror_keypoints(out, params["flip"], inverse_permutation(perm))

@@ -20,7 +20,7 @@ from .._utils import size_pair
 from ..landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
 from ._warp import PADDING_MODES, aligned_matrix, check_crop, check_images, copy_crop, sampling_grid
 from .affine_crop import RandomAffineCrop, check_settings, draw_parameters
-from .mirror import _check_permutation, _permute_rows
+from .mirror import check_permutation, permute_rows
 
 __all__ = ["AlignedAugmentation", "RandomAlignedCrop"]
 
@@ -28,7 +28,7 @@ __all__ = ["AlignedAugmentation", "RandomAlignedCrop"]
 class AlignedAugmentation(nn.Module):
     """Random mirror, rotation, zoom and shifted crop, applied alike to images, landmarks and maps.
 
-    .. deprecated::
+    Deprecated:
         Kept for one release; use :func:`~mtl_heads.augmentation.paper_augmentation` (a Kornia
         ``AugmentationSequential`` of :class:`~mtl_heads.augmentation.RandomAffineCrop`), which
         gives the same outputs for the same parameters, bit for bit. This class returns a tensor
@@ -119,8 +119,8 @@ class AlignedAugmentation(nn.Module):
         self.rotation = float(rotation)
         self.zoom = float(zoom)
         self.crop = size_pair(crop, "crop")
-        self.flip_index = _check_permutation(flip_index, "flip_index")
-        self.mask_flip_channels = _check_permutation(mask_flip_channels, "mask_flip_channels")
+        self.flip_index = check_permutation(flip_index, "flip_index")
+        self.mask_flip_channels = check_permutation(mask_flip_channels, "mask_flip_channels")
         self.p_flip = float(p_flip)
         self.padding_mode = padding_mode
         self.generator = generator
@@ -248,12 +248,12 @@ class AlignedAugmentation(nn.Module):
             mat = matrix.to(device=landmarks.device, dtype=landmarks.dtype)
             lm = transform_points(mat, landmarks)
             if self.flip_index is not None and bool(flip.any()):
-                lm = _permute_rows(lm, flip, self.flip_index)
+                lm = permute_rows(lm, flip, self.flip_index)
             results.append(lm)
         if masks is not None:
             maps = warp(masks.to(images.dtype))
             if self.mask_flip_channels is not None and bool(flip.any()):
-                maps = _permute_rows(maps, flip, self.mask_flip_channels)
+                maps = permute_rows(maps, flip, self.mask_flip_channels)
             results.append(maps)
         return results[0] if len(results) == 1 else tuple(results)
 
@@ -264,7 +264,7 @@ class RandomAlignedCrop(RandomAffineCrop):
     """Deprecated: :class:`~mtl_heads.augmentation.RandomAffineCrop` built from an
     :class:`AlignedAugmentation`.
 
-    .. deprecated::
+    Deprecated:
         Kept for one release (a ``DeprecationWarning`` on construction); use
         ``RandomAffineCrop(...)`` or :func:`~mtl_heads.augmentation.paper_augmentation`. Unlike
         those, and as before, it resamples every mask bilinearly (an integer mask comes back with

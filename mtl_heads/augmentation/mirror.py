@@ -19,7 +19,7 @@ from ..landmarks import FLIP_INDEX_68, PAPER_GROUPS, mirror_channels
 __all__ = ["RandomMirror"]
 
 
-def _check_permutation(perm: Sequence[int] | None, what: str) -> tuple[int, ...] | None:
+def check_permutation(perm: Sequence[int] | None, what: str) -> tuple[int, ...] | None:
     if perm is None:
         return None
     perm = tuple(int(i) for i in perm)
@@ -28,14 +28,16 @@ def _check_permutation(perm: Sequence[int] | None, what: str) -> tuple[int, ...]
     return perm
 
 
-def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+def inverse_permutation(perm: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    if perm is None:
+        return None
     inv = [0] * len(perm)
     for i, j in enumerate(perm):
         inv[j] = i
     return tuple(inv)
 
 
-def _permute_rows(x: torch.Tensor, flip: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
+def permute_rows(x: torch.Tensor, flip: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
     """Reorder dim 1 of ``x`` by ``perm`` on the samples where ``flip`` is true, in one gather."""
     b, n = x.shape[:2]
     base = torch.arange(n)
@@ -74,7 +76,7 @@ def mirror_keypoints(
         return Keypoints(points.data.index_select(-2, index), False)
     if not bool(flip.any()):
         return points
-    return Keypoints(_permute_rows(points.data, flip, perm), False)
+    return Keypoints(permute_rows(points.data, flip, perm), False)
 
 
 def mirror_masks(
@@ -88,7 +90,7 @@ def mirror_masks(
         return masks.index_select(1, torch.tensor(perm, device=masks.device))
     if not bool(flip.any()):
         return masks
-    return _permute_rows(masks, flip, perm)
+    return permute_rows(masks, flip, perm)
 
 
 class RandomMirror(RandomHorizontalFlip):
@@ -147,8 +149,8 @@ class RandomMirror(RandomHorizontalFlip):
             raise ValueError(f"p must be in [0, 1], got {p}")
         super().__init__(p=p, same_on_batch=same_on_batch, keepdim=keepdim)
         self.flags = {
-            "flip_index": _check_permutation(flip_index, "flip_index"),
-            "mask_flip_channels": _check_permutation(mask_flip_channels, "mask_flip_channels"),
+            "flip_index": check_permutation(flip_index, "flip_index"),
+            "mask_flip_channels": check_permutation(mask_flip_channels, "mask_flip_channels"),
         }
 
     # Kornia blends each handler's output for every sample with the input by the per-sample gate,
@@ -188,7 +190,7 @@ class RandomMirror(RandomHorizontalFlip):
         params = self._params if params is None else params
         out = super().inverse_masks(input, params, flags, transform, **kwargs)
         perm = (flags or self.flags)["mask_flip_channels"]
-        return mirror_masks(out, self._gate(params), None if perm is None else _inverse(perm))
+        return mirror_masks(out, self._gate(params), inverse_permutation(perm))
 
     def inverse_keypoints(
         self,
@@ -201,5 +203,5 @@ class RandomMirror(RandomHorizontalFlip):
         params = self._params if params is None else params
         out = super().inverse_keypoints(input, params, flags, transform, **kwargs)
         perm = (flags or self.flags)["flip_index"]
-        return mirror_keypoints(out, self._gate(params), None if perm is None else _inverse(perm))
+        return mirror_keypoints(out, self._gate(params), inverse_permutation(perm))
 

@@ -41,12 +41,8 @@ class SoftMaskSequential(AugmentationSequential):
     maps) are resampled bilinearly, so they stay soft; integer and bool masks (class labels)
     nearest, so they keep their labels, and come back in their dtype as Kornia returns them. One
     call takes masks of one kind: pass soft maps and class labels in two calls with the same
-    ``params=``. Everything else is Kornia's container.
-
-    Args:
-        *args: Kornia augmentations, as for ``AugmentationSequential``.
-        **kwargs: ``data_keys``, ``same_on_batch``, ``keepdim``, ... as for
-            ``AugmentationSequential`` (``extra_args`` for masks is set per call).
+    ``params=``. Everything else is Kornia's container, built with the same arguments
+    (``extra_args[DataKey.MASK]["resample"]`` is set per call).
 
     Examples:
         >>> _ = torch.manual_seed(0)

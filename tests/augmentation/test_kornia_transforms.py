@@ -384,6 +384,17 @@ def test_sample_and_select_parameters():
     assert all(torch.equal(a[1::2], b) for a, b in zip(whole, part, strict=True))
 
 
+def test_a_replay_follows_parameters_edited_in_place():
+    aug = paper_augmentation()
+    images, maps = torch.rand(4, 1, 48, 48), torch.rand(4, 3, 48, 48)
+    params = sample_parameters(aug, images.shape, torch.Generator().manual_seed(0))
+    first = aug(images, maps, data_keys=["input", "mask"], params=params)
+    params[0].data["angle"][0] += 10.0
+    again = aug(images, maps, data_keys=["input", "mask"], params=params)
+    for a, b in zip(first, again, strict=True):
+        assert not torch.equal(a[0], b[0]) and torch.equal(a[1:], b[1:])
+
+
 def test_sample_parameters_with_a_separate_mirror():
     aug = SoftMaskSequential(RandomMirror(), RandomAffineCrop(p_flip=0.0, size=40),
                              data_keys=["input", "keypoints"])
