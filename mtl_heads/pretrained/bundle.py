@@ -317,7 +317,7 @@ def model_card(info: Mapping[str, Any], file_name: str | None = None) -> str:
         float16 = ("The float16 file was not compared with the float32 run when it was written "
                    "(`write_bundle(..., evaluate=...)` does).")
     selected = info.get("selected") or {}
-    selected_text = "Epochs and the selected epoch: not recorded (no final.json)."
+    selected_text = "Epochs and the selected epoch: not recorded (final.json lacks them)."
     if info.get("epochs_run"):
         selected_text = (f"{info['epochs_run']} epochs run; the weights of epoch "
                          f"{selected.get('epoch', '?')} "
