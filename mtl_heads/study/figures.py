@@ -1,4 +1,5 @@
-"""Figures of training runs: learning curves, and a Fig. 3-style grid of predicted label maps.
+"""Figures of training runs: learning curves, a Fig. 3-style grid of predicted label maps, and a
+study block's accuracy by fraction of Training.
 
 matplotlib is optional (``pip install 'mtl-heads[examples]'``): without it the functions say so
 and return ``None``.
@@ -12,7 +13,7 @@ from typing import Any
 from ..losses import MaskedMultiTaskLoss
 from ..preprocessing import PREPROCESSING, PaperPreprocessing
 
-__all__ = ["label_map_grid", "plot_curves"]
+__all__ = ["label_map_grid", "plot_curves", "plot_efficiency"]
 
 
 def plot_curves(runs: dict[str, Path], path: Path, title: str) -> Path | None:
@@ -118,3 +119,59 @@ def label_map_grid(run: Path, images: Any, landmarks: Any, valid: Any, path: Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_efficiency(eff: dict[str, dict[float, list[float]]], diff: dict[str, dict[float, Any]],
+                    ref: str, metric: str, path: Path) -> bool:
+    """A study block by fraction of Training: each arm's mean ± std, and the paired differences.
+
+    Args:
+        eff: ``{arm: {fraction: [metric per seed]}}`` (fractions of 1).
+        diff: ``{arm: {fraction: PairedComparison}}`` against ``ref``
+            (:func:`~mtl_heads.study.stats.compare_paired` in points).
+        ref: the reference arm.
+        metric: the metric's name, for the axis.
+        path: the PNG to write.
+
+    Returns:
+        Whether it was written (False without matplotlib).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    from .stats import mean_std
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, (arm, by_f) in enumerate(eff.items()):
+        fr = sorted(f for f in by_f if by_f[f])
+        stats = [mean_std([100 * v for v in by_f[f]]) for f in fr]
+        dodge = 1 + 0.03 * (i - (len(eff) - 1) / 2)  # keep the arms' error bars apart
+        axes[0].errorbar([100 * f * dodge for f in fr], [m for m, _ in stats],
+                         yerr=[s for _, s in stats], fmt="o-", capsize=3, label=arm)
+    for arm, by_f in diff.items():
+        fr = sorted(by_f)
+        cs = [by_f[f] for f in fr]
+        lo = [c.mean_diff - (c.ci_low if c.n > 1 else c.mean_diff) for c in cs]
+        hi = [(c.ci_high if c.n > 1 else c.mean_diff) - c.mean_diff for c in cs]
+        axes[1].errorbar([100 * f for f in fr], [c.mean_diff for c in cs], yerr=[lo, hi],
+                         fmt="o-", capsize=3, label=f"{arm} − {ref}")
+    axes[1].axhline(0, color="grey", lw=0.8)
+    for ax, ylabel in zip(axes, (f"{metric} (%)", "paired difference (points)"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("% of Training")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # no pairs yet: no differences to label
+            ax.legend(fontsize=8)
+        ticks = sorted({100 * f for by_f in eff.values() for f in by_f})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return True
