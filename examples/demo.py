@@ -14,7 +14,7 @@ auxiliary loss")::
 It prints both test accuracies, each label map's IoU beside the face-blind prior's, writes a
 Fig. 3-style grid of test faces with their predicted maps (``label_maps.png``) and says where the
 metrics, checkpoints and the shipped (``deploy()``-ed) classifiers were written. Any option of
-examples/train.py can follow ``--``.
+``mtl-heads train`` can follow ``--``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-from experiment import label_map_grid  # noqa: E402
-from train import build_parser, train  # noqa: E402
-
-from mtl_heads.datasets import SyntheticFaces  # noqa: E402
+from mtl_heads.datasets import SyntheticFaces
+from mtl_heads.study.figures import label_map_grid
+from mtl_heads.train import parse_args, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paper-head", action="store_true",
                    help="the paper's linear head and Eq. 2 loss (which barely learns the maps at "
                         "this budget) instead of the spatial head with BCE + Dice")
-    p.add_argument("extra", nargs="*", help="options passed on to examples/train.py (after --)")
+    p.add_argument("extra", nargs="*", help="options passed on to mtl-heads train (after --)")
     args = p.parse_args(argv)
 
     common = ["--data", "synthetic", "--synthetic-train", str(args.train_size),
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output) / name
         print(f"== {name}: fer_convnet, {' '.join(maps)} -> {out}", flush=True)
         tic = time.perf_counter()
-        final = train(build_parser().parse_args([*common, *maps, "--output", str(out)]))
+        final = train(parse_args([*common, *maps, "--output", str(out)]))
         results[name] = {"test": final["test"]["test"], "seconds": time.perf_counter() - tic}
 
     print("\n== SyntheticFaces test set "
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               f"NME {t['nme'][k]:.3f} ({t['nme_prior'][k]:.3f})")
     gain = results["multitask"]["test"]["acc"] - results["baseline"]["test"]["acc"]
     print(f"multi-task - baseline: {gain * 100:+.1f} points (one seed; see docs/results.md)")
-    test = SyntheticFaces(args.test_size, 48, seed=1)  # examples/train.py's test faces
+    test = SyntheticFaces(args.test_size, 48, seed=1)  # the engine's SyntheticFaces test faces
     grid = label_map_grid(Path(args.output) / "multitask",
                           torch.from_numpy(test.images)[:, None],
                           torch.from_numpy(test.landmarks.astype("float32")),

@@ -1,6 +1,9 @@
 """Table I of DeVries et al. (2014) on FER2013: baseline vs multi-task, without and with transforms.
 
-Every cell is trained with examples/train.py: model selection (best epoch) on a validation slice
+Every cell trains three models with the package's engine (``mtl-heads train``): the baseline, the
+paper's multi-task network (linear label-map head, Eq. 2's loss, lambda 1) and the auxiliary
+variant that learns its maps (spatial head, BCE + Dice, lambda 3; docs/results.md). Model
+selection (best epoch) on a validation slice
 held out of Training (pixel-identical duplicates kept on one side), never on a test split.
 PublicTest and PrivateTest are reported separately, and their union as the paper's test set
 where the file holds both. Accuracies are 10-crop (the paper's test protocol) and centre crop.
@@ -11,11 +14,11 @@ where the file holds both. Accuracies are 10-crop (the paper's test protocol) an
     python examples/fer2013.py --data fer2013.csv --landmarks lm.npz --cells none
     # data-efficiency curve (10/25/50/100 % of Training, no transformations):
     python examples/fer2013.py --data fer2013.csv --landmarks lm.npz --data-efficiency
-    # another backbone (spatial head), any examples/train.py option after --:
+    # another backbone, any `mtl-heads train` option after --:
     python examples/fer2013.py --data fer2013.csv --landmarks lm.npz --backbone resnet18 \\
         --head spatial -- --lr 0.05
 
-Without ``--landmarks`` the data is annotated first (``python -m mtl_heads annotate``).
+Without ``--landmarks`` the data is annotated first (``mtl-heads annotate``).
 Writes ``table.md``, ``results.json``, ``curves_<cell>.png`` and ``label_maps.png`` (a Fig. 3-style
 grid of predicted maps over test faces) into ``--output``.
 """
@@ -28,27 +31,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mtl_heads.datasets import FER2013
+from mtl_heads.study import mean_std
+from mtl_heads.study.figures import dataset_label_map_grid, plot_curves
+from mtl_heads.study.runs import ARM_NAMES, ARMS, ensure_landmarks, format_mean_std, run_training
 
-from experiment import (  # noqa: E402
-    annotate,
-    fmt,
-    label_map_grid,
-    mean_std,
-    plot_curves,
-    run_training,
-)
-
-PAPER = {  # Table I, 8 runs each: mean ± std test accuracy (%)
-    "none": {"baseline": "63.71 ± 0.63", "multitask": "66.83 ± 0.66"},
-    "transforms": {"baseline": "66.39 ± 0.58", "multitask": "67.21 ± 0.70"},
+PAPER = {  # Table I, 8 runs each: mean ± std test accuracy (%), as reported
+    "none": {"baseline": "63.71 ± 0.63", "paper": "66.83 ± 0.66"},
+    "transforms": {"baseline": "66.39 ± 0.58", "paper": "67.21 ± 0.70"},
 }
 CELLS = {
     "none": ["--augment", "none", "--variants-per-epoch", "1"],
     "transforms": ["--augment", "full"],
 }
 CELL_NAMES = {"none": "no transformations", "transforms": "transformations"}
-MODELS = {"baseline": "0", "multitask": "3"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,14 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--variants", type=int, default=4,
                    help="augmented variants per image per epoch in the transforms cell (paper: 4)")
     p.add_argument("--backbone", default="fer_convnet")
-    p.add_argument("--head", default=None, choices=[None, "linear", "spatial"])
+    p.add_argument("--models", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--data-efficiency", action="store_true",
                    help="instead of Table I: baseline vs multi-task on fractions of Training "
                         "(no transformations)")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     p.add_argument("--no-tta", action="store_true", help="skip the 10-crop evaluation")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("train_args", nargs="*", help="options for examples/train.py (after --)")
+    p.add_argument("train_args", nargs="*", help="options for mtl-heads train (after --)")
     return p.parse_args(argv)
 
 
@@ -85,11 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     landmarks = args.landmarks
     if landmarks is None:
-        landmarks = str(annotate(args.data, out / "landmarks.npz"))
+        landmarks = str(ensure_landmarks(args.data, out / "landmarks.npz"))
     base = ["--data", args.data, "--landmarks", landmarks, "--backbone", args.backbone,
             "--epochs", str(args.epochs)]
-    if args.head:
-        base += ["--head", args.head]
     if not args.no_tta:
         base += ["--tta"]
     tta = not args.no_tta
@@ -110,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         sub = root
     for cell, cell_args in cells.items():
         for seed in args.seeds:
-            for model, maps in MODELS.items():
+            for model in args.models:
                 run = sub / cell / f"{model}_s{seed}"
                 dirs[cell, model, seed] = run
                 runs[cell, model, seed] = run_training(
-                    run, [*base, *cell_args, "--label-maps", maps, "--seed", str(seed),
+                    run, [*base, *cell_args, *ARMS[model], "--seed", str(seed),
                           *args.train_args], quiet=args.quiet)
 
     splits = list(next(iter(runs.values()))["test"])
@@ -125,26 +119,35 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, Any] = {}
     for split in splits:
         label = "PublicTest + PrivateTest (the paper's test set)" if split == "test" else split
-        lines += [f"## {label}", "", "| | baseline | multi-task | gain (paired mean) |",
-                  "|---|---|---|---|"]
+        others = [m for m in args.models if m != "baseline"]
+        header = " | ".join(ARM_NAMES[m] for m in args.models)
+        gain_header = "".join(f" | {m} − baseline (paired mean)" for m in others
+                              if "baseline" in args.models)
+        lines += [f"## {label}", "", f"| | {header}{gain_header} |",
+                  "|---" * (1 + len(args.models) + (len(others) if "baseline" in args.models
+                                                    else 0)) + "|"]
         for cell in cells:
             acc = {m: [accuracies(runs[cell, m, s], tta)[split] for s in args.seeds]
-                   for m in MODELS}
-            gains = [b - a for a, b in zip(acc["baseline"], acc["multitask"], strict=True)]
-            table.setdefault(split, {})[cell] = {**acc, "gain": gains}
-            lines.append(f"| {names[cell]} | {fmt(acc['baseline'])} | {fmt(acc['multitask'])} | "
-                         f"{100 * sum(gains) / len(gains):+.2f} |")
+                   for m in args.models}
+            row = [format_mean_std(acc[m]) for m in args.models]
+            if "baseline" in acc:
+                for m in others:
+                    gains = [b - a for a, b in zip(acc["baseline"], acc[m], strict=True)]
+                    acc[f"{m}_gain"] = gains
+                    row.append(f"{100 * sum(gains) / len(gains):+.2f}")
+            table.setdefault(split, {})[cell] = acc
+            lines.append(f"| {names[cell]} | " + " | ".join(row) + " |")
         lines.append("")
     if not args.data_efficiency:
-        lines += ["## The paper (Table I, 8 runs, PublicTest + PrivateTest)", "",
+        lines += ["## The paper (Table I, 8 runs, PublicTest + PrivateTest), as reported", "",
                   "| | baseline | multi-task |", "|---|---|---|"]
-        lines += [f"| {CELL_NAMES[c]} | {PAPER[c]['baseline']} | {PAPER[c]['multitask']} |"
+        lines += [f"| {CELL_NAMES[c]} | {PAPER[c]['baseline']} | {PAPER[c]['paper']} |"
                   for c in PAPER]
         lines.append("")
     centre = {f"{c}/{m}/s{s}": {split: r["acc"] for split, r in runs[c, m, s]["test"].items()}
               for (c, m, s) in runs}
-    iou = {f"{c}/multitask/s{s}": runs[c, "multitask", s].get("val", {}).get("iou")
-           for c in cells for s in args.seeds}
+    iou = {f"{c}/{m}/s{s}": runs[c, m, s].get("val", {}).get("iou")
+           for c in cells for m in args.models if m != "baseline" for s in args.seeds}
     lines += ["Label-map IoU at p > 0.5 on the validation slice (multi-task runs): "
               + ", ".join(f"{k}: {v['left_brow']:.2f}/{v['right_brow']:.2f}/{v['mouth']:.2f}"
                           for k, v in iou.items() if v), ""]
@@ -157,20 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
 
     for cell in cells:
-        plot_curves({f"{m} s{s}": dirs[cell, m, s] for m in MODELS for s in args.seeds},
+        plot_curves({f"{m} s{s}": dirs[cell, m, s] for m in args.models for s in args.seeds},
                     out / f"curves_{cell}.png", f"FER2013, {names[cell]}")
     if args.data_efficiency:
-        plot_efficiency(table, [float(c) for c in cells], list(cells),
+        plot_efficiency(table, [float(c) for c in cells], list(cells), args.models,
                         out / "efficiency.png", splits[0])
-    first = next(iter(cells))
-    write_grid(args.data, landmarks, dirs[first, "multitask", args.seeds[0]],
-               out / "label_maps.png")
+    mapped = [m for m in args.models if m != "baseline"]
+    if mapped:  # the predicted maps of the last multi-task model, on PublicTest faces
+        test = FER2013(args.data, split="PublicTest", landmarks=landmarks)
+        dataset_label_map_grid(dirs[next(iter(cells)), mapped[-1], args.seeds[0]], test,
+                               out / "label_maps.png")
     print(f"outputs written to {out.resolve()}")
     return 0
 
 
 def plot_efficiency(table: dict[str, Any], fractions: list[float], cells: list[str],
-                    path: Path, split: str) -> None:
+                    models: list[str], path: Path, split: str) -> None:
     try:
         import matplotlib
 
@@ -180,10 +185,10 @@ def plot_efficiency(table: dict[str, Any], fractions: list[float], cells: list[s
         return
     fig, ax = plt.subplots(figsize=(5, 4))
     percent = [100 * f for f in fractions]
-    for model in MODELS:
+    for model in models:
         stats = [mean_std([100 * a for a in table[split][c][model]]) for c in cells]
         ax.errorbar(percent, [m for m, _ in stats], yerr=[s for _, s in stats], fmt="o-",
-                    capsize=3, label=model.replace("multitask", "multi-task"))
+                    capsize=3, label=ARM_NAMES[model])
     ax.set_xlabel("% of Training used")
     ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_xscale("log")
@@ -194,19 +199,6 @@ def plot_efficiency(table: dict[str, Any], fractions: list[float], cells: list[s
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def write_grid(data: str, landmarks: str, run: Path, path: Path) -> None:
-    import torch
-
-    from mtl_heads.datasets import FER2013
-
-    test = FER2013(data, split="PublicTest", landmarks=landmarks)
-    if len(test) == 0:
-        return
-    images = torch.from_numpy(test.images[:200])[:, None]
-    label_map_grid(run, images, torch.from_numpy(test.landmarks[:200]),
-                   torch.from_numpy(test.landmarks_valid[:200]), path)
 
 
 if __name__ == "__main__":

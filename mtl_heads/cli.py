@@ -1,5 +1,7 @@
 """The ``mtl-heads`` command line (or ``python -m mtl_heads ...``): ``annotate`` a data source with
-landmarks, ``predict`` the expressions of the faces in photos, ``export`` a trained classifier."""
+landmarks, ``train`` a classifier with or without the auxiliary label maps, ``study`` arms over
+paired seeds, ``predict`` the expressions of the faces in photos, ``export`` a trained
+classifier."""
 
 import argparse
 import json
@@ -14,6 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mtl-heads`` command."""
     parser = argparse.ArgumentParser(prog="mtl-heads", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    # train and study have parsers of their own (mtl_heads.train, mtl_heads.study): main() hands
+    # them the rest of the command line; these entries list them in `mtl-heads --help`.
+    sub.add_parser("train", add_help=False,
+                   help="train one run (mtl-heads train --help for its options)")
+    sub.add_parser("study", add_help=False,
+                   help="paired-seed studies: run, estimate, collect, report, readme "
+                        "(mtl-heads study --help)")
     p = sub.add_parser(
         "annotate",
         help="write a 68-point landmark file for a data source",
@@ -234,6 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from .train import main as train_main
+
+        return train_main(argv[1:], prog="mtl-heads train")
+    if argv and argv[0] == "study":
+        from .study.cli import main as study_main
+
+        return study_main(argv[1:], prog="mtl-heads study")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -7,8 +7,8 @@ Each face goes through the same steps as a FER2013 test image in ``examples/trai
    40 px; 1 is about 4x faster and finds faces of about 80 px and more);
 2. a similarity transform (scale, rotation, shift) puts the two eye centres and the mouth centre
    where they sit in a 48x48 FER2013 face (:data:`FER_FRAMING`, measured with dlib on FER2013
-   PublicTest faces by ``scripts/measure_fer_framing.py``), and the grey face is resampled to the
-   stored size (antialiased when it shrinks);
+   PublicTest faces by ``scripts/data/measure_fer_framing.py``), and the grey face is resampled to
+   the stored size (antialiased when it shrinks);
 3. the run's fitted preprocessing, then the paper's 10 test views (4 corners + centre, mirrored),
    softmax averaged. All faces of all images go through the network in batches.
 
@@ -56,7 +56,7 @@ __all__ = [
 # Median (x, y) of the image-left eye centre, the image-right eye centre and the mouth centre in
 # a 48x48 FER2013 face (pixel centres at integers), dlib 68-point landmarks on 400 random
 # PublicTest faces (seed 0; dlib found 341), interquartile ranges about +-1.5 px:
-#   python scripts/measure_fer_framing.py --data ../shared/data/fer2013.npz --num 400
+#   python scripts/data/measure_fer_framing.py --data ../shared/data/fer2013.npz --num 400
 FER_FRAMING = ((14.58, 18.38), (32.42, 18.42), (23.60, 37.12))
 FER_SIZE = 48
 # dlib's HOG window is about 80 px: one doubling (dlib's and face_recognition's customary

@@ -1,8 +1,9 @@
-"""Hand-picked backbone configurations ``tests/test_multitask.py::test_backbone_matrix`` runs.
+"""Hand-picked backbone configurations run by tests/models/test_multitask.py (backbone matrix).
 
 Each entry is run at each of its sizes: forward, backward, output shapes, ``deploy()`` logits
-identical. They complement the sweep over every timm family (``scripts/backbone_sweep.py``) with
-kwargs a user would pick for small inputs (ViT patch 6, Swin patch 3).
+identical. They complement the sweep over every timm family
+(``scripts/sweeps/backbone_sweep.py``) with kwargs a user would pick for small inputs (ViT patch
+6, Swin patch 3).
 """
 
 from __future__ import annotations

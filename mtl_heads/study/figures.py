@@ -13,7 +13,7 @@ from typing import Any
 from ..losses import MaskedMultiTaskLoss
 from ..preprocessing import PREPROCESSING, PaperPreprocessing
 
-__all__ = ["label_map_grid", "plot_curves", "plot_efficiency"]
+__all__ = ["dataset_label_map_grid", "label_map_grid", "plot_curves", "plot_efficiency"]
 
 
 def plot_curves(runs: dict[str, Path], path: Path, title: str) -> Path | None:
@@ -119,6 +119,21 @@ def label_map_grid(run: Path, images: Any, landmarks: Any, valid: Any, path: Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def dataset_label_map_grid(run: Path, dataset: Any, path: Path, num: int = 12,
+                           candidates: int = 200) -> Path | None:
+    """:func:`label_map_grid` over the first faces of a data set with landmarks
+    (:class:`~mtl_heads.datasets.FaceDataset`, e.g. ``FER2013(csv, split="PublicTest",
+    landmarks=...)``); ``None`` when it is empty or has no landmarks."""
+    import torch
+
+    if len(dataset) == 0 or dataset.landmarks is None:
+        return None
+    images = torch.from_numpy(dataset.images[:candidates])
+    images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    return label_map_grid(run, images, torch.from_numpy(dataset.landmarks[:candidates]),
+                          torch.from_numpy(dataset.landmarks_valid[:candidates]), path, num=num)
 
 
 def plot_efficiency(eff: dict[str, dict[float, list[float]]], diff: dict[str, dict[float, Any]],

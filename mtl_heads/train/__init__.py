@@ -16,7 +16,7 @@ Examples:
 """
 
 from .checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
-from .data import Data, Split, epoch_batches, load_data
+from .data import MAP_LEVELS, Data, Split, epoch_batches, find_unions, load_data, predraw_label_maps
 from .distributed import Dist, derive_seed, generator, setup_distributed
 from .engine import (
     EpochSums,
@@ -47,12 +47,14 @@ from .run import (
     main,
     param_groups,
     train,
+    training_prior,
     write_metrics,
 )
 
 __all__ = [
     "BEST",
     "CHECKPOINT",
+    "MAP_LEVELS",
     "RESUMABLE",
     "Data",
     "Dist",
@@ -74,6 +76,7 @@ __all__ = [
     "epoch_record",
     "evaluate",
     "evaluate_tests",
+    "find_unions",
     "generator",
     "legacy_options",
     "load_checkpoint",
@@ -82,12 +85,14 @@ __all__ = [
     "native_bf16",
     "param_groups",
     "parse_args",
+    "predraw_label_maps",
     "resolve_precision",
     "save_checkpoint",
     "saved_options",
     "setup_distributed",
     "train",
     "train_one_epoch",
+    "training_prior",
     "validate",
     "write_metrics",
 ]

@@ -22,8 +22,15 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from kornia.augmentation import AugmentationSequential
 
-from ..augmentation import AlignedAugmentation, center_crop, ten_crop_views
+from ..augmentation import (
+    center_crop,
+    sample_parameters,
+    select_parameters,
+    ten_crop_views,
+    zoom_of,
+)
 from ..landmarks import PAPER_GROUPS, landmarks_to_label_maps
 from ..metrics import LabelMapMetrics
 from ..preprocessing import PaperPreprocessing
@@ -102,7 +109,7 @@ def train_one_epoch(
     args: argparse.Namespace,
     *,
     pre: PaperPreprocessing,
-    aug: AlignedAugmentation,
+    aug: AugmentationSequential,
     state: TrainState,
     ctx: Dist | None = None,
     precision: str = "float32",
@@ -123,7 +130,7 @@ def train_one_epoch(
         loss_fn: :class:`~mtl_heads.losses.MaskedMultiTaskLoss`.
         args: the run's options (:func:`~mtl_heads.train.options.build_parser`).
         pre: the fitted preprocessing.
-        aug: the training augmentation.
+        aug: the training augmentation (:func:`~mtl_heads.augmentation.paper_augmentation`).
         state: the loop's state; ``global_step`` advances, ``step``/``accum`` are consumed.
         ctx: the process's place in a torchrun launch (one process when ``None``).
         precision: ``"float32"`` or ``"bfloat16"`` (autocast of the forward pass).
@@ -153,9 +160,9 @@ def train_one_epoch(
         rows_global = batches[step]
         # Augmentation parameters are drawn for the global batch and sliced, so each sample is
         # augmented the same way whatever the number of processes.
-        params = aug.generate_parameters(
-            len(rows_global), generator(args.seed, STREAM_AUGMENT, epoch, step))
-        params = {k: v[ctx.rank::ctx.world] for k, v in params.items()}
+        params = sample_parameters(aug, (len(rows_global), *train_set.images.shape[1:]),
+                                   generator(args.seed, STREAM_AUGMENT, epoch, step))
+        params = select_parameters(params, slice(ctx.rank, None, ctx.world))
         rows = rows_global[ctx.rank::ctx.world].to(device)
         # The batch carries the keys the loss reads.
         batch: dict[str, torch.Tensor] = {"label": train_set.labels[rows]}
@@ -163,16 +170,17 @@ def train_one_epoch(
         x = pre.standardize(train_set.images[rows].float())
         if with_maps and train_set.label_maps is not None:
             masks = train_set.label_maps[rows].float() / MAP_LEVELS
-            x, batch["label_maps"] = aug(x, masks=masks, params=params)
+            x, batch["label_maps"] = aug(x, masks, data_keys=["input", "mask"], params=params)
             batch["landmarks_valid"] = train_set.valid[rows]
         elif with_maps:
-            x, landmarks = aug(x, train_set.landmarks[rows], params=params)
+            x, landmarks = aug(x, train_set.landmarks[rows], data_keys=["input", "keypoints"],
+                               params=params)
             batch["landmarks_valid"] = train_set.valid[rows]
             batch["label_maps"] = landmarks_to_label_maps(
                 landmarks, args.crop, valid=batch["landmarks_valid"],
-                thickness_scale=params["scale"].to(device=device, dtype=landmarks.dtype))
+                thickness_scale=zoom_of(params).to(device=device, dtype=landmarks.dtype))
         else:
-            x = aug(x, params=params)
+            x = aug(x, data_keys=["input"], params=params)
         x = pre.normalize_batch(x)
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -26,10 +26,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from kornia.augmentation import AugmentationSequential
 from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from timm.scheduler import create_scheduler_v2
 
-from ..augmentation import AlignedAugmentation
+from ..augmentation import paper_augmentation
 from ..landmarks import FLIP_INDEX_68, PAPER_GROUPS, landmarks_to_label_maps, mirror_channels
 from ..losses import MaskedMultiTaskLoss
 from ..metrics import label_map_prior
@@ -57,17 +58,18 @@ __all__ = [
 ]
 
 
-def build_augmentation(args: argparse.Namespace) -> AlignedAugmentation:
+def build_augmentation(args: argparse.Namespace) -> AugmentationSequential:
     """The training augmentation of ``--augment`` (the paper's mirror / shift / rotation / zoom,
-    cropped to ``--crop``), mirror-aware for the 68 landmarks and the paper's maps."""
+    cropped to ``--crop``; :func:`~mtl_heads.augmentation.paper_augmentation`), mirror-aware for
+    the 68 landmarks and the paper's maps."""
     settings = {
         "none": dict(flip=False, shift=0, rotation=0.0, zoom=1.0),
         "crop": dict(flip=False, shift=3, rotation=0.0, zoom=1.0),
         "flip-shift": dict(flip=True, shift=3, rotation=0.0, zoom=1.0),
         "full": dict(flip=True, shift=3, rotation=45.0, zoom=1.2),
     }[args.augment]
-    return AlignedAugmentation(**settings, crop=args.crop, flip_index=FLIP_INDEX_68,
-                               mask_flip_channels=mirror_channels(PAPER_GROUPS))
+    return paper_augmentation(**settings, crop=args.crop, flip_index=FLIP_INDEX_68,
+                              mask_flip_channels=mirror_channels(PAPER_GROUPS))
 
 
 def build_model(args: argparse.Namespace, in_chans: int, num_classes: int) -> nn.Module:
@@ -136,7 +138,7 @@ class Run:
     train_set: Split  # on the device, label maps pre-drawn for --label-map-source predrawn
     val_set: Split | None
     pre: PaperPreprocessing  # fitted on the training images
-    aug: AlignedAugmentation
+    aug: AugmentationSequential
     model: nn.Module
     loss_fn: MaskedMultiTaskLoss
     optimizer: torch.optim.Optimizer

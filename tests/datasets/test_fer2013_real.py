@@ -1,6 +1,6 @@
 """Checks on the real FER2013 copy (Training + PublicTest), exported to the layouts users have.
 
-The copy is written to a temporary folder by ``scripts/export_fer2013.py`` (the same code the
+The copy is written to a temporary folder by ``scripts/data/export_fer2013.py`` (the same code the
 docs tell users to run), as the Kaggle csv and as the Kaggle JPEG folder; nothing is committed.
 """
 
@@ -45,7 +45,7 @@ def fer_arrays(fer2013_npz):
 def fer_export(fer_arrays, tmp_path_factory):
     """The copy as ``fer2013.csv`` + ``fer2013new.csv`` + the Kaggle JPEG folder."""
     out = tmp_path_factory.mktemp("fer2013")
-    ex = load("scripts/export_fer2013.py")
+    ex = load("scripts/data/export_fer2013.py")
     a = fer_arrays
     ex.write_csv(a["images"], a["labels"], a["split"], out / "fer2013.csv")
     ex.write_ferplus(a["ferplus_votes"], a["split"], out / "fer2013new.csv")
@@ -132,7 +132,7 @@ def test_annotate_subset(fer_arrays, fer_export, tmp_path) -> None:
 
     a = fer_arrays
     csv = tmp_path / "fer2013_subset.csv"
-    load("scripts/export_fer2013.py").write_csv(a["images"][:SUBSET], a["labels"][:SUBSET],
+    load("scripts/data/export_fer2013.py").write_csv(a["images"][:SUBSET], a["labels"][:SUBSET],
                                                 a["split"][:SUBSET], csv)
     out = tmp_path / "lm.npz"
     t = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The docs site as a reader sees it: ``scripts/check_docs_site.py`` in headless Chromium.
+"""The docs site as a reader sees it: ``scripts/docs/check_docs_site.py`` in headless Chromium.
 
 The browser tests skip with a reason when no Chromium is installed (``apt-get install
 chromium``) or KaTeX is missing (``npm ci``); CI installs both.
@@ -21,7 +21,7 @@ PIXEL_PNG = bytes.fromhex(
 )
 
 
-check_docs_site = load("scripts/check_docs_site.py")
+check_docs_site = load("scripts/docs/check_docs_site.py")
 
 
 @pytest.fixture(scope="module")

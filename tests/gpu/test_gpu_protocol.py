@@ -1,4 +1,4 @@
-"""The lent-GPU protocol dry-run on CPU: pack a tiny FER2013, run scripts/gpu_table1.sh."""
+"""The lent-GPU protocol dry-run on CPU: pack a tiny FER2013, run scripts/gpu/gpu_table1.sh."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACK = runpy.run_path(str(ROOT / "scripts" / "pack_fer2013.py"), run_name="pack_fer2013")
+PACK = runpy.run_path(str(ROOT / "scripts" / "gpu" / "pack_fer2013.py"), run_name="pack_fer2013")
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +69,19 @@ def test_gpu_script_dry_run_on_cpu(tiny_csv, tmp_path):
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "DEVICE": "cpu",
            "JOBS": "2", "TRAIN_OPTS": "--batch-size 8 --eval-batch-size 40 --val-fraction 0.2",
            "PYTHONPATH": str(ROOT)}
-    res = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_table1.sh"), str(packed),
+    res = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "gpu_table1.sh"), str(packed),
                           "--seeds", "0", "--epochs", "1", "--work", str(tmp_path / "work")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["log.txt", "summary.jsonl", "table.md"]
     runs = [json.loads(line) for line in (out / "summary.jsonl").read_text().splitlines()]
     assert {(r["cell"], r["model"]) for r in runs} == {
-        (c, m) for c in ("none", "transforms") for m in ("baseline", "multitask")}
+        (c, m) for c in ("none", "transforms") for m in ("baseline", "aux")}
     for r in runs:
         assert r["status"] == "finished" and r["epochs_done"] == 1
         assert r["PublicTest"]["n"] == 12 and 0 <= r["PublicTest"]["acc_tta"] <= 1
         assert r["test"]["n"] == 24  # PublicTest + PrivateTest, from the parts' sums
     assert ("iou_mean" in runs[0]["PublicTest"]) != ("iou_mean" in runs[1]["PublicTest"])
     table = (out / "table.md").read_text()
-    assert "4 of 4 runs finished" in table and "| transforms | multitask | 1 |" in table
+    assert "4 of 4 runs finished" in table and "| transforms | aux | 1 |" in table
     assert all(p.stat().st_size < 16 * 2**20 for p in out.iterdir())

@@ -8,15 +8,15 @@ each run with its row (status, adaptation, size it runs at, parameter counts).
 import pytest
 from file_modules import load
 
-sweep = load("scripts/backbone_sweep.py")
-table = load("scripts/make_backbone_table.py")
+sweep = load("scripts/sweeps/backbone_sweep.py")
+table = load("scripts/docs/make_backbone_table.py")
 SUMMARY = __import__("json").loads(table.SUMMARY.read_text())
 ROWS = {(r["family"], r["size"], r["head"]): r for r in SUMMARY["rows"]}
 
 
 def test_table_is_up_to_date() -> None:
     assert table.PAGE.read_text() == table.render(), (
-        "docs/backbones.md is stale: run python scripts/make_backbone_table.py"
+        "docs/backbones.md is stale: run python scripts/docs/make_backbone_table.py"
     )
 
 
@@ -48,7 +48,7 @@ def test_at_least_95_of_98_timm_families_work_at_48_px() -> None:
     if run != timm_families:
         pytest.skip(
             f"the committed sweep covers {len(run)} of {len(timm_families)} timm families: "
-            "resume scripts/backbone_sweep.py to check the claim"
+            "resume scripts/sweeps/backbone_sweep.py to check the claim"
         )
     works = {f for f in run if ROWS[f, 48, "spatial"]["status"] == "works"}
     assert len(works) >= 95, sorted(timm_families - works)

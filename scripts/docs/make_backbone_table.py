@@ -1,11 +1,11 @@
-"""Render docs/backbones.md from the backbone sweep's summary (scripts/backbone_sweep.json).
+"""Render docs/backbones.md from the backbone sweep's summary (results/sweeps/backbone_sweep.json).
 
 Usage:
-    python scripts/make_backbone_table.py          # rewrite docs/backbones.md
-    python scripts/make_backbone_table.py --check  # exit 1 if the committed page is stale
+    python scripts/docs/make_backbone_table.py          # rewrite docs/backbones.md
+    python scripts/docs/make_backbone_table.py --check  # exit 1 if the committed page is stale
 
-The summary comes from ``python scripts/backbone_sweep.py --out DIR`` then
-``python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_sweep.json``.
+The summary comes from ``python scripts/sweeps/backbone_sweep.py --out DIR`` then
+``python scripts/sweeps/backbone_sweep.py --out DIR --summary results/sweeps/backbone_sweep.json``.
 """
 
 import argparse
@@ -14,10 +14,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PAGE = ROOT / "docs" / "backbones.md"
-SUMMARY = ROOT / "scripts" / "backbone_sweep.json"
+SUMMARY = ROOT / "results" / "sweeps" / "backbone_sweep.json"
 
 HEADER = """# Supported backbones
 
@@ -36,12 +36,12 @@ fixed batch lower the loss (cells marked *loss rose* when not: deep nets from sc
 for their first steps; it is not counted as a failure). A model that `create_model` refuses with
 the hint `resize_input=True` is built again with it (see [Small inputs](#small-inputs)).
 
-This page is generated: `python scripts/backbone_sweep.py --out DIR` (resumable, one process per
-family, one thread each; {coverage}), then
-`python scripts/backbone_sweep.py --out DIR --summary scripts/backbone_sweep.json` and
-`python scripts/make_backbone_table.py`. `tests/test_backbone_sweep.py` reruns a fixed sample of
-{n_ci} families and fails when they no longer match this page (`pytest --runslow
-tests/test_backbone_sweep.py`: 30 tests, 192 s on this CPU beside two training runs).
+This page is generated: `python scripts/sweeps/backbone_sweep.py --out DIR` (resumable, one process
+per family, one thread each; {coverage}), then
+`python scripts/sweeps/backbone_sweep.py --out DIR --summary results/sweeps/backbone_sweep.json`
+and `python scripts/docs/make_backbone_table.py`. `tests/models/test_backbone_sweep.py` reruns a
+fixed sample of {n_ci} families and fails when they no longer match this page (`pytest --runslow
+tests/models/test_backbone_sweep.py`: 30 tests, 192 s on this CPU beside two training runs).
 
 ## Summary
 
@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.check:
         if not PAGE.is_file() or PAGE.read_text() != text:
-            print(f"{PAGE} is stale: run python scripts/make_backbone_table.py", file=sys.stderr)
+            print(f"{PAGE} is stale: run python scripts/docs/make_backbone_table.py",
+                  file=sys.stderr)
             return 1
         print(f"{PAGE} is up to date")
         return 0

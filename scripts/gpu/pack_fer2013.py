@@ -5,11 +5,11 @@ compress as they are (zlib 95 %), but their horizontal pixel differences do (zli
 images are stored as uint8 row-wise differences (undone by :func:`unpack`); the landmarks travel
 as float16 (1/32 px steps at 32-64 px, far below the detector's error). Prints every array's size.
 
-    python scripts/pack_fer2013.py --data fer2013.csv --landmarks fer2013_landmarks.npz \\
+    python scripts/gpu/pack_fer2013.py --data fer2013.csv --landmarks fer2013_landmarks.npz \\
         --output fer2013_packed.npz
-    python scripts/pack_fer2013.py ... --per-usage 200   # a tiny subset for a dry run
+    python scripts/gpu/pack_fer2013.py ... --per-usage 200   # a tiny subset for a dry run
 
-:func:`unpack` turns the file back into a fer2013.csv and a landmark file (scripts/gpu_table1.py
+:func:`unpack` turns the file back into a fer2013.csv and a landmark file (scripts/gpu/gpu_table1.py
 does this on the device).
 """
 

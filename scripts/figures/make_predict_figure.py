@@ -1,8 +1,8 @@
 """The overlay figure of docs/predict.md: FER2013 PublicTest faces pasted into one photo at
 several sizes and positions, then ``mtl-heads predict --save-overlay`` on it.
 
-    python scripts/make_predict_figure.py --checkpoint RUN --data ../shared/data/fer2013.npz \\
-        --output docs/img/predict_overlay.png
+    python scripts/figures/make_predict_figure.py --checkpoint RUN \\
+        --data ../shared/data/fer2013.npz --output docs/img/predict_overlay.png
 
 Picks the first PublicTest face of each of ``--classes`` (in FER2013 row order), pastes them into
 a grey canvas at 2x-3.5x their size, writes the canvas beside the output (``*_input.png``) and

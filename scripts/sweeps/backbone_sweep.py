@@ -10,12 +10,13 @@ forward + backward time at batch 8 and the process's peak memory.
 
 The sweep is resumable: each family runs in its own process (timeouts and crashes stay contained)
 that appends one JSON line per (size, head) to ``OUT/results.jsonl``; a restart skips the families
-already there. ``--summary`` writes the small JSON ``scripts/make_backbone_table.py`` renders.
+already there. ``--summary`` writes the small JSON ``scripts/docs/make_backbone_table.py`` renders.
 
 Usage:
-    nice -n 10 python scripts/backbone_sweep.py --out /tmp/sweep          # every family
-    python scripts/backbone_sweep.py --out /tmp/sweep --families resnet vit_sam
-    python scripts/backbone_sweep.py --out /tmp/sweep --summary scripts/backbone_sweep.json
+    nice -n 10 python scripts/sweeps/backbone_sweep.py --out /tmp/sweep          # every family
+    python scripts/sweeps/backbone_sweep.py --out /tmp/sweep --families resnet vit_sam
+    python scripts/sweeps/backbone_sweep.py --out /tmp/sweep \
+        --summary results/sweeps/backbone_sweep.json
 """
 
 import argparse
@@ -35,7 +36,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 from mtl_heads import ResizedClassifier, create_model  # noqa: E402  (registers fer_convnet)
 
 SIZES = (48, 42)
@@ -43,8 +44,8 @@ HEADS = ("spatial", "linear")
 BATCH = 8
 NUM_CLASSES = 7
 LABEL_MAPS = 3
-# The fixed sample the CI test runs (tests/test_backbone_sweep.py): CNNs, plain and hierarchical
-# ViTs, families that need resizing (gcvit, crossvit, inception_v3) and ones the linear head
+# The fixed sample the CI test runs (tests/models/test_backbone_sweep.py): CNNs, plain and
+# hierarchical ViTs, families that need resizing (gcvit, crossvit, inception_v3) and ones the linear head
 # cannot read (crossvit, sequencer).
 CI_FAMILIES = (
     "fer_convnet",

@@ -4,7 +4,7 @@ Runs dlib's 68-point detector (``mtl_heads.annotate.FaceLandmarkDetector``, 4x u
 passes) on PublicTest faces of ``fer2013.npz`` and prints the median eye and mouth centres, the
 constants of :data:`mtl_heads.predict.FER_FRAMING`::
 
-    python scripts/measure_fer_framing.py --data ../shared/data/fer2013.npz --num 400
+    python scripts/data/measure_fer_framing.py --data ../shared/data/fer2013.npz --num 400
 """
 
 from __future__ import annotations

@@ -2,18 +2,17 @@
 
 Usage::
 
-    python scripts/label_map_prior_iou.py --data fer2013.csv --landmarks fer2013_landmarks.npz \
-        [--train-subset 0.25] [any other examples/train.py option: ignored unless a data option]
+    python scripts/sweeps/label_map_prior_iou.py --data fer2013.csv \
+        --landmarks fer2013_landmarks.npz [--train-subset 0.25] [any other mtl-heads train option]
 
-Splits the data exactly as ``examples/train.py`` does with the same options
+Splits the data exactly as ``mtl-heads train`` does with the same options
 (:func:`mtl_heads.datasets.load_splits`), draws the mean centre-crop label map of the training
 images with landmarks (:func:`mtl_heads.metrics.label_map_prior`), thresholds it at 0.5 and
-prints its per-map IoU on the validation and test splits. ``examples/train.py`` reports the same
+prints its per-map IoU on the validation and test splits. ``mtl-heads train`` reports the same
 number (``iou_prior`` in ``final.json``) for the runs it makes; this script gives it for runs made
 before it did, without training anything.
 """
 
-import argparse
 import sys
 
 import torch
@@ -21,26 +20,7 @@ import torch
 from mtl_heads.datasets import SPLIT_OPTIONS, FaceDataset, load_splits
 from mtl_heads.landmarks import PAPER_GROUPS, landmarks_to_label_maps
 from mtl_heads.metrics import LabelMapMetrics, label_map_prior
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="as for examples/train.py")
-    p.add_argument("--landmarks", default=None)
-    p.add_argument("--ferplus", default=None)
-    p.add_argument("--ferplus-mode", default="majority")
-    p.add_argument("--test-data", default=None)
-    p.add_argument("--test-landmarks", default=None)
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--train-subset", type=float, default=1.0)
-    p.add_argument("--synthetic-train", type=int, default=3000)
-    p.add_argument("--synthetic-test", type=int, default=1000)
-    p.add_argument("--synthetic-invalid", type=float, default=0.0)
-    p.add_argument("--image-size", type=int, default=48)
-    p.add_argument("--crop", type=int, default=42)
-    return p
+from mtl_heads.train import build_parser
 
 
 def tensors(ds: FaceDataset, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +29,10 @@ def tensors(ds: FaceDataset, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, _ = build_parser().parse_known_args(argv)  # other train.py options do not matter
+    # The engine's own parser: the split is the one `mtl-heads train` makes with these options
+    # (the options that are not about the data do not matter here).
+    args = build_parser().parse_args([*(argv if argv is not None else sys.argv[1:]),
+                                      "--output", "-"])
     splits = load_splits(args.data, args.landmarks,
                          **{k: getattr(args, k) for k in SPLIT_OPTIONS})
     if splits.train.landmarks is None:

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python scripts/make_data_figures.py FER2013_CSV LANDMARKS.npz [--out docs/img] [--seed 0]
+    python scripts/figures/make_data_figures.py FER2013_CSV LANDMARKS.npz [--out docs/img] \
+        [--seed 0]
 
 Writes ``landmarks_pass1.png`` (faces found by the first detector pass),
 ``landmarks_pass2.png`` (found by the second, low-threshold pass) and

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/compare_detector_passes.py FER2013_CSV [--n 400] [--seed 0]
+    python scripts/data/compare_detector_passes.py FER2013_CSV [--n 400] [--seed 0]
 
 Prints, per variant, the share of images where the detector returns at least one box (no
 plausibility check, no shape prediction) and the time per image on one core.

@@ -18,8 +18,8 @@ width) to ``--screenshots`` for the person who runs it.
 Usage::
 
     npm ci    # KaTeX for the docs (package.json)
-    python scripts/check_docs_site.py --screenshots docs-screenshots
-    python scripts/check_docs_site.py --site /tmp/site --widths 1280
+    python scripts/docs/check_docs_site.py --screenshots docs-screenshots
+    python scripts/docs/check_docs_site.py --site /tmp/site --widths 1280
 
 Needs Chromium or Chrome (``apt-get install chromium``; ``--chromium`` or ``$CHROMIUM`` for
 another path) and ``websocket-client`` (the ``docs`` extra). Exits 1 when a page has a problem.
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # The theme's repository header asks GitHub for stars, forks and the latest release; without

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/export_fer2013.py NPZ OUTDIR [--folder] [--ferplus] [--limit N]
+    python scripts/data/export_fer2013.py NPZ OUTDIR [--folder] [--ferplus] [--limit N]
 
 writes ``OUTDIR/fer2013.csv`` (Kaggle layout ``emotion,pixels,Usage``, rows in the npz order);
 ``--folder`` also writes the Kaggle image-folder copy ``OUTDIR/<names>`` as JPEG (quality 95:

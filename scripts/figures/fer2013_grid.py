@@ -2,22 +2,19 @@
 
 Usage::
 
-    python examples/fer2013_grid.py RUN --data fer2013.csv --landmarks fer2013_landmarks.npz \
-        -o docs/img/fer2013_fig3.png
+    python scripts/figures/fer2013_grid.py RUN --data fer2013.csv \\
+        --landmarks fer2013_landmarks.npz -o docs/img/fer2013_fig3.png
 
-``RUN`` is a multi-task ``examples/train.py`` output folder trained on that file. Shows 12 faces,
+``RUN`` is a multi-task ``mtl-heads train`` output folder trained on that file. Shows 12 faces,
 as the paper's figure does; the data itself is never committed.
 """
-
-from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/fer2013.py draws the grid
-
-from fer2013 import write_grid  # noqa: E402
+from mtl_heads.datasets import FER2013
+from mtl_heads.study.figures import dataset_label_map_grid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landmarks", required=True)
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args(argv)
-    write_grid(args.data, args.landmarks, args.run, args.output)
+    test = FER2013(args.data, split="PublicTest", landmarks=args.landmarks)
+    if dataset_label_map_grid(args.run, test, args.output) is None:
+        raise SystemExit(f"{args.data}: no PublicTest faces with landmarks (or no matplotlib)")
     print(f"wrote {args.output}")
     return 0
 

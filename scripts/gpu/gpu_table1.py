@@ -1,21 +1,22 @@
 """Table I's whole protocol on one lent GPU: 2 settings x 2 models x N seeds, concurrently.
 
-Unpacks a file from scripts/pack_fer2013.py, then runs every (setting, model, seed) as its own
-``examples/train.py`` process, ``--jobs`` at a time, on the one device. Processes, not CUDA
+Unpacks a file from scripts/gpu/pack_fer2013.py, then runs every (setting, model, seed) as its own
+``python -m mtl_heads train`` process, ``--jobs`` at a time, on the one device. Processes, not CUDA
 streams or ``torch.func`` seed batching: a 5 M-parameter network at batch 128 is bound by the
 Python/launch overhead of each step, not by the GPU, so one process per CPU core is what feeds
 the GPU from many cores at once; streams in one process share one Python thread, and batching
 seeds with ``torch.func`` would change the training code (per-seed augmentation, dropout and
 minibatch-normalisation streams) away from the loop every other result of this project uses.
-Each run is exactly the command examples/fer2013.py gives that cell.
+Each run is exactly the command examples/fer2013.py gives that cell (models: the baseline, the
+paper's multi-task network, the aux variant; ``mtl_heads.study.runs.ARMS``).
 
 Writes under ``--out`` (the lent machine's ``$OUT``) three files: ``summary.jsonl`` (one line
 per run: options, status, epochs, times, validation / PublicTest / PrivateTest accuracies centre
 and 10-crop, label-map IoU), ``table.md`` (mean ± std per cell) and ``log.txt`` (each run's last
 lines). Runs still going at ``--deadline`` are stopped and reported as unfinished.
 
-    OUT=/tmp/out python scripts/gpu_table1.py --packed fer2013_packed.npz --out $OUT \\
-        --jobs 16 --deadline 540 -- --device cuda --amp --channels-last
+    OUT=/tmp/out python scripts/gpu/gpu_table1.py --packed fer2013_packed.npz --out $OUT \\
+        --jobs 16 --deadline 540 -- --device cuda --precision bfloat16 --channels-last
 """
 
 import argparse
@@ -28,15 +29,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pack_fer2013 import unpack  # scripts/gpu_table1.sh puts scripts/ on PYTHONPATH
+from pack_fer2013 import unpack  # scripts/gpu/gpu_table1.sh puts scripts/gpu on PYTHONPATH
 
-ROOT = Path(__file__).resolve().parents[1]
+from mtl_heads.study.runs import ARMS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CELLS = {  # examples/fer2013.py's cells (the paper: 4 variants per image with transformations)
     "none": ["--augment", "none", "--variants-per-epoch", "1"],
     "transforms": ["--augment", "full", "--variants-per-epoch", "4"],
 }
-MODELS = {"baseline": "0", "multitask": "3"}
 TAIL = 2000  # characters of each run's output kept in log.txt
 
 
@@ -59,7 +61,7 @@ def table(runs: list[dict[str, Any]]) -> str:
     lines = ["| setting | model | runs | PublicTest 10-crop (%) | PublicTest centre (%) |",
              "|---|---|---|---|---|"]
     for cell in CELLS:
-        for model in MODELS:
+        for model in ARMS:
             done = [r for r in runs if r["cell"] == cell and r["model"] == model
                     and "PublicTest" in r]
 
@@ -81,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--packed", required=True, type=Path, help="from scripts/pack_fer2013.py")
+    p.add_argument("--packed", required=True, type=Path, help="from scripts/gpu/pack_fer2013.py")
     p.add_argument("--out", required=True, type=Path, help="summaries go here ($OUT)")
     p.add_argument("--work", type=Path, default=None,
                    help="unpacked data and run folders (default: a temporary folder)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     p.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    p.add_argument("--models", nargs="+", default=["baseline", "aux"], choices=list(ARMS))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--jobs", type=int, default=16, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"unpacked {args.packed} in {time.monotonic() - start:.1f} s", flush=True)
 
     queue = [{"cell": c, "model": m, "seed": s} for s in args.seeds for c in args.cells
-             for m in MODELS]
+             for m in args.models]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     running: list[tuple[dict[str, Any], subprocess.Popen, Path, float]] = []
     finished: list[dict[str, Any]] = []
@@ -124,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
             folder = work / "runs" / f"{run['cell']}_{run['model']}_s{run['seed']}"
             folder.mkdir(parents=True, exist_ok=True)
             run["args"] = ["--data", str(csv), "--landmarks", str(landmarks),
-                           "--label-maps", MODELS[run["model"]], *CELLS[run["cell"]],
+                           *ARMS[run["model"]], *CELLS[run["cell"]],
                            "--epochs", str(args.epochs), "--seed", str(run["seed"]), "--tta",
                            "--quiet", "--workers", str(args.threads), *extra]
             with open(folder / "stdout.txt", "w") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, str(ROOT / "examples" / "train.py"), *run["args"],
-                     "--output", str(folder)], stdout=log, stderr=subprocess.STDOUT, env=env)
+                    [sys.executable, "-m", "mtl_heads", "train", *run["args"],
+                     "--output", str(folder)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                    cwd=ROOT)
             running.append((run, proc, folder, time.monotonic()))
         time.sleep(0.5)
         for entry in list(running):
