@@ -2,7 +2,7 @@
 (``channels_last``), side by side.
 
 PyTorch picks different CPU convolution kernels for NCHW and NHWC tensors (oneDNN for the
-latter); this measures what ``examples/train.py --channels-last`` buys for the paper's network
+latter); this measures what ``mtl-heads train --channels-last`` buys for the paper's network
 (and any timm backbone) here: a training step (forward, masked multi-task loss, backward, SGD)
 for the baseline and for the multi-task model with each label-map head, and the deployed
 classifier's evaluation forward (10 crops of ``--eval-batch`` images in one call, as train.py's

@@ -2,8 +2,8 @@
 
 One training step = preprocessing -> AlignedAugmentation -> (label maps) -> fer_convnet ->
 MaskedMultiTaskLoss -> SGD, on a batch indexed from a uint8 data set held on the device, exactly
-as examples/train.py does it. The multi-task step is timed with both label-map sources of
-examples/train.py: ``landmarks`` (maps drawn every step from the augmented landmarks) and
+as mtl-heads train does it. The multi-task step is timed with both label-map sources of
+mtl-heads train: ``landmarks`` (maps drawn every step from the augmented landmarks) and
 ``predrawn`` (maps drawn once at load time as uint8 coverage, then cropped/warped with the image,
 as the paper did). Beside them, the plain-PyTorch reference step: the same network and head on
 ready-made 42x42 tensors (no preprocessing, augmentation or map drawing), which bounds what the
@@ -44,12 +44,12 @@ SETTINGS = {
     "full": dict(flip=True, shift=3, rotation=45.0, zoom=1.2),
 }
 PAPER = {"none": "~0 %", "flip-shift": "+30 %", "full": "+200 %"}
-MAP_LEVELS = 16  # examples/train.py: pre-drawn maps as 4 x 4 sub-sample counts
+MAP_LEVELS = 16  # mtl-heads train: pre-drawn maps as 4 x 4 sub-sample counts
 
 
 def pipeline_step(kind: str, setting: str, args: argparse.Namespace,
                   data: dict) -> Callable[[], None]:
-    """One step of examples/train.py: ``kind`` is baseline, landmarks or predrawn."""
+    """One step of mtl-heads train: ``kind`` is baseline, landmarks or predrawn."""
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = mtl_heads.create_model(args.backbone, num_classes=7, in_chans=1, img_size=42,

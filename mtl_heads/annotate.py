@@ -265,7 +265,7 @@ def read_source(
 ) -> AnnotationSource:
     """Decode a data source the way its data set does, in landmark-file order.
 
-    Dispatch by :func:`~mtl_heads.datasets.source_kind` (the one ``examples/train.py`` uses): a
+    Dispatch by :func:`~mtl_heads.datasets.source_kind` (the one ``mtl-heads train`` uses): a
     ``.csv`` file is a Kaggle ``fer2013.csv`` (every row, in file order); a ``.mat`` file is TFD
     (all N images); a folder holding ``train``/``test`` with FER2013 class folders is the Kaggle
     image-folder copy (sorted by relative path); any other folder is read as

@@ -1,4 +1,4 @@
-"""Load what ``examples/train.py`` wrote: the trained model and its fitted preprocessing.
+"""Load what ``mtl-heads train`` wrote: the trained model and its fitted preprocessing.
 
 A run folder holds ``last.safetensors`` (every epoch), ``best.safetensors`` (best validation
 accuracy, when the run had a validation split), ``args.json`` and ``final.json`` (class names,
@@ -45,7 +45,7 @@ class TrainedModel:
         model: the :class:`~mtl_heads.MultiTaskModel`, in eval mode.
         preprocessing: the fitted :class:`~mtl_heads.preprocessing.PaperPreprocessing`, eval mode.
         classes: class names, in logit order.
-        args: the ``examples/train.py`` options of the run.
+        args: the ``mtl-heads train`` options of the run.
         path: the checkpoint file read.
     """
 
@@ -100,7 +100,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                 return path / name
         raise FileNotFoundError(
             f"{path}: no checkpoint in this folder (expected one of {list(RUN_FILES)}, "
-            "written by examples/train.py)"
+            "written by mtl-heads train)"
         )
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -139,7 +139,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     tensors, metadata = read_safetensors(
         path,
         "checkpoint",
-        "expected a file written by examples/train.py (last.safetensors / best.safetensors)",
+        "expected a file written by mtl-heads train (last.safetensors / best.safetensors)",
     )
     if METADATA_KEY not in metadata:
         hint = (
@@ -149,7 +149,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         )
         raise ValueError(
             f"{path}: no {METADATA_KEY!r} metadata, so not a checkpoint written by "
-            f"examples/train.py{hint}"
+            f"mtl-heads train{hint}"
         )
     try:
         meta = json.loads(metadata[METADATA_KEY])
@@ -238,7 +238,7 @@ def load_trained(
     num_classes: int | None = None,
     map_location: str | torch.device = "cpu",
 ) -> TrainedModel:
-    """Rebuild the model and the preprocessing of an ``examples/train.py`` run.
+    """Rebuild the model and the preprocessing of a ``mtl-heads train`` run.
 
     Args:
         path: a run folder (``best.safetensors`` is read when present, else ``last.safetensors``)

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Find the faces in IMAGE (a file or a folder of images, any size, colour or grey) "
             "with dlib, frame each like a 48x48 FER2013 face, and classify it with the model "
-            "bundled with mtl-heads or one trained by examples/train.py (its fitted "
+            "bundled with mtl-heads or one trained by mtl-heads train (its fitted "
             "preprocessing, 10-crop test views). Prints per face the box (left, top, right, "
             "bottom) and the top-3 classes. With --no-detect every image is one face, already "
             "framed. dlib's 68-point model (300-W) and FER2013 are for research use only."

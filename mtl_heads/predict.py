@@ -1,6 +1,6 @@
 """Run a trained classifier on ordinary photos: find faces, frame them like FER2013, classify.
 
-Each face goes through the same steps as a FER2013 test image in ``examples/train.py``:
+Each face goes through the same steps as a FER2013 test image in ``mtl-heads train``:
 
 1. dlib finds the faces and their 68 landmarks (:class:`~mtl_heads.annotate.FaceLandmarkDetector`,
    ``landmarks`` extra) on the photo upsampled 2x (:data:`DEFAULT_UPSAMPLE`: faces down to about
@@ -389,7 +389,7 @@ def classify_faces(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """10-crop class probabilities (and centre-view label maps) of stored-size faces.
 
-    The same computation as ``examples/train.py``'s test-time evaluation: preprocessing fitted in
+    The same computation as ``mtl-heads train``'s test-time evaluation: preprocessing fitted in
     the run (per-image norm, per-pixel standardisation at the stored size, fixed minibatch
     statistics), the 10 views, softmax averaged.
 

@@ -38,7 +38,7 @@ __all__ = [
     "PREPROCESSING",
 ]
 
-#: Named step sets of :class:`PaperPreprocessing` (``examples/train.py --preprocessing``):
+#: Named step sets of :class:`PaperPreprocessing` (``mtl-heads train --preprocessing``):
 #: the paper's three steps, or per-pixel standardisation of raw pixel values alone.
 PREPROCESSING: dict[str, dict[str, bool]] = {
     "paper": {"per_image": True, "minibatch": True},
@@ -291,7 +291,7 @@ class PaperPreprocessing(nn.Module):
             leaves it out.
         minibatch: the minibatch step; ``False`` leaves it out. With both off what is left is
             the usual per-pixel standardisation of raw pixel values (``preprocessing="standard"``
-            in ``examples/train.py``, measured against the paper's in docs/results_study.md).
+            in ``mtl-heads train``, measured against the paper's in docs/results_study.md).
 
     Shape:
         - input: :math:`(B, C, H, W)` raw uint8 or float images at ``size``

@@ -1,8 +1,7 @@
 """Examples and scripts as the tests see them: run with ``runpy`` from their files; the tests
 never put them on ``sys.path`` or in ``sys.modules`` (they are not part of the installed
-package). What a file does itself still happens: ``examples/compare.py`` puts ``examples/`` on
-``sys.path`` and imports ``train`` and ``experiment`` as modules, so the ``train`` it calls is
-not the copy ``load("examples/train.py")`` returns (patch the one the code under test uses)."""
+package). Examples and scripts import only the package, so a file loaded here calls the same
+package objects the tests patch."""
 
 import functools
 import runpy
@@ -25,7 +24,7 @@ class FileModule:
 
 @functools.cache
 def load(relative: str) -> FileModule:
-    """The file ``ROOT / relative`` (e.g. ``"examples/compare.py"``) run once as a module named
+    """The file ``ROOT / relative`` (e.g. ``"examples/train.py"``) run once as a module named
     after its stem."""
     path = ROOT / relative
     result = runpy.run_path(str(path), run_name=path.stem)

@@ -1,4 +1,4 @@
-"""Checkpoints in examples/train.py's format, made in-process in a fraction of a second."""
+"""Checkpoints in mtl-heads train's format, made in-process in a fraction of a second."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 One dispatcher (:func:`source_kind`) serves the landmark annotator and the training example, so
 a path is always read as the same data set. :func:`load_splits` draws the splits the way
-``examples/train.py`` does: the validation slice keeps pixel-identical duplicates on one side
+``mtl-heads train`` does: the validation slice keeps pixel-identical duplicates on one side
 (:func:`duplicate_aware_split`), and both it and ``train_subset`` depend on ``split_seed`` only,
 so runs with different training seeds are compared on the same split.
 """
@@ -27,7 +27,7 @@ __all__ = [
 
 SOURCE_KINDS = ("synthetic", "fer2013", "tfd", "folder")
 # The keyword options of load_splits: a command line that names its options alike (as
-# examples/train.py does) passes them on with ``**{k: getattr(args, k) for k in SPLIT_OPTIONS}``.
+# mtl-heads train does) passes them on with ``**{k: getattr(args, k) for k in SPLIT_OPTIONS}``.
 SPLIT_OPTIONS = (
     "ferplus", "ferplus_mode", "test_data", "test_landmarks", "fold", "val_fraction",
     "split_seed", "train_subset", "image_size", "synthetic_train", "synthetic_test",

@@ -302,7 +302,7 @@ def checkpoint_filter_fn(
         state_dict: dict[str, torch.Tensor],
         model: FerConvNet,
 ) -> dict[str, torch.Tensor]:
-    """Accept ``examples/train.py`` checkpoints as pretrained weights.
+    """Accept ``mtl-heads train`` checkpoints as pretrained weights.
 
     A train.py checkpoint holds the whole run (``model.backbone.*``, ``model.label_map_head.*``,
     ``pre.*``, ``loss.*``, ``optim.*``); the classifier is the ``model.backbone.`` part. A plain

@@ -52,7 +52,7 @@ def missing_weights_error(path: str | Path, usage: str = "") -> MissingWeightsEr
     return MissingWeightsError(
         f"No pretrained weights exist for fer_convnet.fer2013 in this installation: {path} is "
         "missing (this copy of mtl-heads ships no trained model). Train one with `mtl-heads "
-        "train` (examples/train.py in a checkout; see the Training page of the docs; about an "
+        "train` (see the Training page of the docs; about an "
         "hour on a CPU for FER2013) and use its run folder" + (f": {usage}" if usage else "")
     )
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from file_modules import load
 from safetensors.torch import save_file
 from trained_runs import CLASSES, write_run
 
@@ -113,10 +112,11 @@ def test_timm_loads_any_backbone_from_the_deploy_file(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_real_train_py_run_loads(tmp_path) -> None:
-    train = load("examples/train.py")
+def test_a_real_training_run_loads(tmp_path) -> None:
+    from mtl_heads.train import main as train_main
+
     out = tmp_path / "run"
-    assert train.main(["--data", "synthetic", "--synthetic-train", "96", "--synthetic-test", "32",
+    assert train_main(["--data", "synthetic", "--synthetic-train", "96", "--synthetic-test", "32",
                        "--backbone", "test_resnet", "--epochs", "1", "--batch-size", "32",
                        "--val-fraction", "0.25", "--quiet", "--output", str(out)]) == 0
     trained = load_trained(out)
