@@ -32,7 +32,7 @@ def train_step(backbone: str, maps: int, head: str | None, fmt: torch.memory_for
                batch: int, crop: int) -> Callable[[], None]:
     torch.manual_seed(0)
     model = mtl_heads.create_model(backbone, num_classes=7, in_chans=1, img_size=crop,
-                                   label_maps=maps, head=head).to(memory_format=fmt)
+                                   num_label_maps=maps, head=head).to(memory_format=fmt)
     loss_fn = mtl_heads.MaskedMultiTaskLoss(map_loss="bce_dice", validate=False)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(0)
@@ -56,7 +56,7 @@ def eval_forward(backbone: str, fmt: torch.memory_format, batch: int,
                  crop: int) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
     torch.manual_seed(0)
     model = mtl_heads.create_model(backbone, num_classes=7, in_chans=1, img_size=crop,
-                                   label_maps=3).deploy().eval().to(memory_format=fmt)
+                                   num_label_maps=3).deploy().eval().to(memory_format=fmt)
     x = torch.randn(10 * batch, 1, crop, crop,
                     generator=torch.Generator().manual_seed(1)).contiguous(memory_format=fmt)
 

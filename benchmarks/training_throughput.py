@@ -53,7 +53,7 @@ def pipeline_step(kind: str, setting: str, args: argparse.Namespace,
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = mtl_heads.create_model(args.backbone, num_classes=7, in_chans=1, img_size=42,
-                                   label_maps=0 if kind == "baseline" else 3).to(device)
+                                   num_label_maps=0 if kind == "baseline" else 3).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = mtl_heads.MaskedMultiTaskLoss(validate=False)
@@ -98,7 +98,7 @@ def reference_step(multitask: bool, args: argparse.Namespace) -> Callable[[], No
     device = torch.device(args.device)
     torch.manual_seed(0)
     net = mtl_heads.create_model(args.backbone, num_classes=7, in_chans=1, img_size=42,
-                                 label_maps=0).deploy().to(device)
+                                 num_label_maps=0).deploy().to(device)
     head = torch.nn.Linear(getattr(net, "head_hidden_size", net.num_features),
                            3 * 42 * 42).to(device)
     params = list(net.parameters()) + (list(head.parameters()) if multitask else [])

@@ -22,7 +22,7 @@ def main(epochs: int = 3) -> float:
     loader = DataLoader(train, batch_size=64, shuffle=True, drop_last=True)
     pre = mtl_heads.PaperPreprocessing().fit(torch.from_numpy(train.images)[:, None])
     aug = paper_augmentation(rotation=0.0, zoom=1.0)  # Kornia: mirror + shift, crop 48 -> 42
-    model = mtl_heads.create_model("fer_convnet", num_classes=7, label_maps=3)  # + the head
+    model = mtl_heads.create_model("fer_convnet", num_classes=7, num_label_maps=3)  # + the head
     loss_fn = mtl_heads.MaskedMultiTaskLoss(lam=1.0)  # CE + lambda * masked label-map BCE
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for epoch in range(epochs):

@@ -30,7 +30,7 @@ def write_run(
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     model = mtl_heads.create_model(backbone, num_classes=num_classes, in_chans=1, img_size=crop,
-                                   label_maps=label_maps, **model_kwargs)
+                                   num_label_maps=label_maps, **model_kwargs)
     images = torch.randint(0, 256, (64, 1, 48, 48), dtype=torch.uint8)
     pre = PaperPreprocessing(crop=crop).fit(images)
     pre.normalize_batch(pre(images))  # train mode: fixes the batch statistics
