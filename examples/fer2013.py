@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_curves({f"{m} s{s}": dirs[cell, m, s] for m in args.models for s in args.seeds},
                     out / f"curves_{cell}.png", f"FER2013, {names[cell]}")
     if args.data_efficiency:
-        plot_efficiency(table, [float(c) for c in cells], list(cells), args.models,
+        plot_cell_efficiency(table, [float(c) for c in cells], list(cells), args.models,
                         out / "efficiency.png", splits[0])
     mapped = [m for m in args.models if m != "baseline"]
     if mapped:  # the predicted maps of the last multi-task model, on PublicTest faces
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def plot_efficiency(table: dict[str, Any], fractions: list[float], cells: list[str],
+def plot_cell_efficiency(table: dict[str, Any], fractions: list[float], cells: list[str],
                     models: list[str], path: Path, split: str) -> None:
     try:
         import matplotlib
